@@ -1,0 +1,102 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace jamba {
+namespace {
+
+class HostBuffer final : public Buffer {
+ public:
+  HostBuffer(void* data, size_t size) : Buffer(data, size, Device::kCpu) {}
+  ~HostBuffer() override { std::free(data()); }
+};
+
+class ExternalBuffer final : public Buffer {
+ public:
+  ExternalBuffer(void* data, size_t size, Device device, std::shared_ptr<const void> owner)
+      : Buffer(data, size, device), owner_(std::move(owner)) {}
+
+ private:
+  std::shared_ptr<const void> owner_;
+};
+
+}  // namespace
+
+int64_t NumElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeString(const Shape& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+std::shared_ptr<Buffer> AllocateHostBuffer(size_t size) {
+  constexpr size_t kAlign = 64;
+  const size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
+  void* data = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  if (data == nullptr) return nullptr;
+  std::memset(data, 0, rounded == 0 ? kAlign : rounded);
+  return std::make_shared<HostBuffer>(data, size);
+}
+
+std::shared_ptr<Buffer> WrapExternalBuffer(void* data, size_t size, Device device,
+                                           std::shared_ptr<const void> owner) {
+  return std::make_shared<ExternalBuffer>(data, size, device, std::move(owner));
+}
+
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)
+    : dtype_(dtype), shape_(std::move(shape)), buffer_(std::move(buffer)), offset_(offset) {
+  for (int64_t d : shape_) JAMBA_CHECK(d >= 0) << ShapeString(shape_);
+  JAMBA_CHECK(buffer_ != nullptr);
+  JAMBA_CHECK(offset_ + nbytes() <= buffer_->size())
+      << "view " << ShapeString(shape_) << " at " << offset_ << " exceeds buffer of "
+      << buffer_->size() << " bytes";
+}
+
+Tensor Tensor::Zeros(DType dtype, Shape shape) {
+  const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
+  std::shared_ptr<Buffer> buffer = AllocateHostBuffer(bytes);
+  JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
+  return Tensor(dtype, std::move(shape), std::move(buffer));
+}
+
+int64_t Tensor::dim(int i) const {
+  if (i < 0) i += rank();
+  JAMBA_CHECK(i >= 0 && i < rank()) << "dim " << i << " of " << ShapeString(shape_);
+  return shape_[i];
+}
+
+Tensor Tensor::Slice(int64_t begin, int64_t end) const {
+  JAMBA_CHECK(rank() >= 1);
+  JAMBA_CHECK(0 <= begin && begin <= end && end <= shape_[0])
+      << "slice [" << begin << ", " << end << ") of " << ShapeString(shape_);
+  Shape shape = shape_;
+  shape[0] = end - begin;
+  const size_t row_bytes = shape_[0] == 0 ? 0 : nbytes() / static_cast<size_t>(shape_[0]);
+  return Tensor(dtype_, std::move(shape), buffer_, offset_ + begin * row_bytes);
+}
+
+Tensor Tensor::Reshape(Shape shape) const {
+  JAMBA_CHECK_EQ(NumElements(shape), numel()) << ShapeString(shape) << " from " << ShapeString(shape_);
+  return Tensor(dtype_, std::move(shape), buffer_, offset_);
+}
+
+Tensor Tensor::Clone() const {
+  JAMBA_CHECK(device() == Device::kCpu);
+  Tensor copy = Zeros(dtype_, shape_);
+  std::memcpy(copy.raw_data(), raw_data(), nbytes());
+  return copy;
+}
+
+std::string Tensor::DebugString() const {
+  return absl::StrCat(DTypeName(dtype_), ShapeString(shape_));
+}
+
+}  // namespace jamba

@@ -1,0 +1,85 @@
+// JambaModel: the Jamba forward pass (HF JambaForCausalLM) over a batch of
+// sequences, each continuing its own SequenceState.
+//
+//   h = embed(ids)
+//   for each layer: h += Mixer(RMSNorm(h)); h += FFN(RMSNorm(h))
+//   logits = lm_head(RMSNorm(h))
+//
+// MoE experts are computed by an ExpertRunner: all in-process by default,
+// or remote (expert workers). Weights are immutable after Load; Forward is
+// called by one thread at a time.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
+#include "model/expert_runner.h"
+#include "model/gated_mlp.h"
+#include "model/mixer.h"
+#include "model/sequence_state.h"
+
+namespace jamba::model {
+
+// The next tokens of one sequence.
+struct SequenceChunk {
+  SequenceState* state = nullptr;
+  absl::Span<const int32_t> tokens;
+};
+
+enum class LogitsMode {
+  kAll,   // one row per token of the batch
+  kLast,  // one row per sequence: its last token's
+};
+
+class JambaModel {
+ public:
+  // Loads every weight except the experts, which `experts` computes; when
+  // `experts` is null the model loads all experts itself (LocalExperts).
+  static absl::StatusOr<std::unique_ptr<JambaModel>> Load(const Checkpoint& checkpoint,
+                                                          kernels::Backend* backend,
+                                                          ExpertRunner* experts = nullptr);
+  ~JambaModel();
+
+  const JambaConfig& config() const { return config_; }
+  kernels::Backend* backend() const { return backend_; }
+
+  // A fresh, empty sequence.
+  absl::StatusOr<SequenceState> NewSequence() const;
+
+  // Runs the chunks and advances their states. Returns host f32 logits,
+  // [Σ L_i, V] or [num chunks, V]. Bad input (empty chunk, token id outside
+  // the vocabulary, context overflow, a state twice) is InvalidArgument or
+  // OutOfRange and leaves every state untouched. A failure after validation
+  // (a remote expert call, device memory) leaves the batch's states
+  // undefined: discard those sequences.
+  absl::StatusOr<Tensor> Forward(absl::Span<const SequenceChunk> batch, LogitsMode mode);
+
+ private:
+  struct DecoderLayer {
+    Tensor input_norm;   // [H] input_layernorm.weight
+    Tensor pre_ff_norm;  // [H] pre_ff_layernorm.weight
+    std::unique_ptr<Mixer> mixer;
+    std::optional<GatedMlp> dense;  // dense FFN layers
+    Tensor router;                  // [E, H] feed_forward.router.weight (MoE layers)
+  };
+
+  JambaModel() = default;
+  absl::Status Validate(absl::Span<const SequenceChunk> batch) const;
+  absl::Status MoeForward(int layer, const Tensor& router, const Tensor& x, Tensor* out);
+
+  JambaConfig config_;
+  kernels::Backend* backend_ = nullptr;
+  std::unique_ptr<ExpertRunner> owned_experts_;
+  ExpertRunner* experts_ = nullptr;
+  Tensor embed_tokens_;  // [V, H]
+  std::vector<DecoderLayer> layers_;
+  Tensor final_norm_;    // [H]
+  Tensor lm_head_;       // [V, H] (the embedding when tied)
+};
+
+}  // namespace jamba::model
