@@ -4,6 +4,12 @@
 #include <cstdlib>
 
 namespace jamba {
+namespace {
+
+// True on pool workers and inside ParallelFor: nested loops run inline.
+thread_local bool in_parallel_region = false;
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -44,6 +50,7 @@ void ThreadPool::RunChunks() {
 }
 
 void ThreadPool::WorkerLoop() {
+  in_parallel_region = true;
   uint64_t seen = 0;
   for (;;) {
     {
@@ -61,11 +68,12 @@ void ThreadPool::ParallelFor(int64_t n, int64_t min_chunk,
   if (n <= 0) return;
   const int64_t threads = num_threads();
   const int64_t chunk = std::max<int64_t>(std::max<int64_t>(1, min_chunk), (n + threads - 1) / threads);
-  if (threads == 1 || chunk >= n) {
+  if (threads == 1 || chunk >= n || in_parallel_region) {
     fn(0, n);
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
+  in_parallel_region = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
@@ -80,6 +88,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t min_chunk,
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] { return pending_ == 0; });
   fn_ = nullptr;
+  in_parallel_region = false;
 }
 
 }  // namespace jamba

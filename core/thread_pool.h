@@ -2,7 +2,8 @@
 //
 // ParallelFor splits [0, n) into contiguous chunks and runs them on the pool
 // and on the calling thread, returning when all are done. Calls from several
-// threads are serialised. Thread-safe.
+// threads are serialised; a call from inside a loop body runs inline.
+// Thread-safe.
 #pragma once
 
 #include <condition_variable>

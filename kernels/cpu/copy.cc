@@ -1,4 +1,5 @@
-// CpuCopy: a byte copy between host tensors of equal dtype and size.
+// CpuCopy: a byte copy between host tensors of equal dtype and size; the
+// shapes may differ. The CPU backend's Copy, so host to host only.
 #include <cstring>
 
 #include "core/check.h"

@@ -1,4 +1,5 @@
-// CpuBackend: host allocation plus one-line dispatch to the CPU ops.
+// CpuBackend: zero-filled host allocation plus one-line dispatch to the
+// free functions of kernels/cpu/ops.h.
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cstdint>

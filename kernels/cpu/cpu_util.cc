@@ -1,4 +1,5 @@
-// Weight-row decoding and argument checks shared by the CPU ops.
+// Weight-row decoding (F32/BF16/F16 to f32) and the argument checks shared
+// by the CPU ops.
 #include "kernels/cpu/cpu_util.h"
 
 #include <cstring>

@@ -1,4 +1,5 @@
-// CpuEmbedding: y = table[ids], a plain row lookup decoded to f32 (no scale).
+// CpuEmbedding: y = table[ids], a plain row lookup decoded to f32 (no
+// sqrt(H) scale). Token rows are independent, so threads split the tokens.
 #include <cstdint>
 
 #include "core/check.h"

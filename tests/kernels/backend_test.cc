@@ -1,0 +1,110 @@
+// CreateBackend (and, in CUDA builds, CudaDeviceCount) tests, and death
+// tests that the CPU ops reject bad shapes with a message naming the op.
+#include "kernels/backend.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "tests/kernels/backend_test_util.h"
+
+#if defined(JAMBA_WITH_CUDA)
+#include "kernels/cuda/cuda_device.h"
+#endif
+
+namespace jamba::kernels {
+namespace {
+
+TEST(CreateBackendTest, Cpu) {
+  absl::StatusOr<std::unique_ptr<Backend>> b = CreateBackend(BackendKind::kCpu);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->device(), Device::kCpu);
+  EXPECT_EQ((*b)->name(), "cpu");
+  EXPECT_TRUE((*b)->Synchronize().ok());
+}
+
+TEST(CreateBackendTest, AutoAlwaysGivesABackend) {
+  absl::StatusOr<std::unique_ptr<Backend>> b =
+      CreateBackend(BackendKind::kAuto);
+  ASSERT_TRUE(b.ok()) << b.status();
+  // No CUDA backend exists yet, so auto falls back to the CPU.
+  EXPECT_EQ((*b)->device(), Device::kCpu);
+}
+
+TEST(CreateBackendTest, CudaIsFailedPreconditionForNow) {
+  absl::StatusOr<std::unique_ptr<Backend>> b =
+      CreateBackend(BackendKind::kCuda);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
+#if defined(JAMBA_WITH_CUDA)
+  // Either no device answered (the message names the runtime's error) or one
+  // did and the backend does not exist yet.
+  const std::string message(b.status().message());
+  EXPECT_TRUE(message.find("cudaGetDeviceCount") != std::string::npos ||
+              message == "CUDA backend not available yet")
+      << message;
+#else
+  EXPECT_EQ(b.status().message(),
+            "this build has no CUDA backend (configure with nvcc available)");
+#endif
+}
+
+#if defined(JAMBA_WITH_CUDA)
+TEST(CudaDeviceCountTest, ZeroComesWithAnError) {
+  std::string error;
+  const int count = CudaDeviceCount(&error);
+  EXPECT_GE(count, 0);
+  if (count == 0) {
+    EXPECT_EQ(error.rfind("cuda", 0), 0u) << error;
+  }
+}
+#endif
+
+TEST(CpuBackendDeathTest, MatMulShapeMismatchNamesTheOp) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend cpu;
+  const Tensor x = Tensor::Zeros(DType::kF32, {2, 3});
+  const Tensor w = Tensor::Zeros(DType::kF32, {4, 5});
+  Tensor y = Tensor::Zeros(DType::kF32, {2, 4});
+  EXPECT_DEATH(cpu.MatMul(x, w, nullptr, &y),
+               "MatMul: x F32\\[2, 3\\] w F32\\[4, 5\\]");
+}
+
+TEST(CpuBackendDeathTest, EmbeddingIdOutOfRange) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend cpu;
+  const Tensor table = Tensor::Zeros(DType::kBF16, {4, 2});
+  const Tensor ids = testing::I32Tensor({1, 4}, {2});
+  Tensor y = Tensor::Zeros(DType::kF32, {2, 2});
+  EXPECT_DEATH(cpu.Embedding(table, ids, &y),
+               "Embedding: ids\\[1\\] = 4 outside \\[0, 4\\)");
+}
+
+TEST(CpuBackendDeathTest, AttentionHeadsMustGroup) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend cpu;
+  AttentionParams p;
+  p.q = Tensor::Zeros(DType::kF32, {1, 6});
+  p.k_cache = Tensor::Zeros(DType::kF32, {1, 2, 2});
+  p.v_cache = p.k_cache;
+  p.out = Tensor::Zeros(DType::kF32, {1, 6});
+  p.n_heads = 3;
+  p.n_kv_heads = 2;
+  p.head_dim = 2;
+  EXPECT_DEATH(cpu.Attention(p), "Attention: n_heads 3 n_kv_heads 2");
+}
+
+TEST(CpuBackendDeathTest, ConvStateShape) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend cpu;
+  CausalConv1dParams p;
+  p.x = Tensor::Zeros(DType::kF32, {2, 8});
+  p.weight = Tensor::Zeros(DType::kF32, {8, 4});
+  p.conv_state = Tensor::Zeros(DType::kF32, {4, 8});  // should be [3, 8]
+  p.y = Tensor::Zeros(DType::kF32, {2, 8});
+  EXPECT_DEATH(cpu.CausalConv1d(p), "CausalConv1d: .*conv_state F32\\[4, 8\\]");
+}
+
+}  // namespace
+}  // namespace jamba::kernels
