@@ -27,20 +27,19 @@ absl::Status CheckShardName(absl::string_view file, absl::string_view tensor,
                             absl::string_view index_path) {
   bool plain = !file.empty() && file != "." && file != "..";
   for (char ch : file) {
-    if (ch == '/' || ch == '\\' ||
-        absl::ascii_iscntrl(static_cast<unsigned char>(ch))) {
+    if (ch == '/' || ch == '\\' || absl::ascii_iscntrl(static_cast<unsigned char>(ch))) {
       plain = false;
     }
   }
   if (plain) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("index ", index_path, ": file name '", file, "' for tensor ",
-                   tensor, " is not a plain file name"));
+  return absl::InvalidArgumentError(absl::StrCat("index ", index_path, ": file name '", file,
+                                                 "' for tensor ", tensor,
+                                                 " is not a plain file name"));
 }
 
 // weight_map of the index: tensor name -> shard file name.
-absl::StatusOr<std::map<std::string, std::string>> ParseIndex(
-    absl::string_view text, absl::string_view index_path) {
+absl::StatusOr<std::map<std::string, std::string>> ParseIndex(absl::string_view text,
+                                                              absl::string_view index_path) {
   const Json root = ParseJson(text);
   if (root.is_discarded() || !root.is_object()) {
     return absl::InvalidArgumentError(
@@ -54,9 +53,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseIndex(
   std::map<std::string, std::string> weight_map;
   for (auto it = map_it->begin(); it != map_it->end(); ++it) {
     if (!it.value().is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("index ", index_path, ": tensor ", it.key(),
-                       " must map to a file name string"));
+      return absl::InvalidArgumentError(absl::StrCat("index ", index_path, ": tensor ", it.key(),
+                                                     " must map to a file name string"));
     }
     const std::string& file = *it.value().get_ptr<const std::string*>();
     RETURN_IF_ERROR(CheckShardName(file, it.key(), index_path));
@@ -84,8 +82,7 @@ int LayerOf(absl::string_view name) {
   return -1;
 }
 
-void ReplaceOnce(std::string* name, absl::string_view from,
-                 absl::string_view to) {
+void ReplaceOnce(std::string* name, absl::string_view from, absl::string_view to) {
   const size_t pos = name->find(from.data(), 0, from.size());
   if (pos != std::string::npos) {
     name->replace(pos, from.size(), to.data(), to.size());
@@ -104,8 +101,7 @@ std::string CanonicalName(absl::string_view stored, const JambaConfig& config) {
     // Dense MLPs were stored as a one-expert MoE.
     const int layer = LayerOf(name);
     const bool dense = layer >= 0 && config.ffn_kind(layer) == FfnKind::kDense;
-    if (dense &&
-        absl::StartsWith(absl::string_view(name).substr(pos), kFirstExpert)) {
+    if (dense && absl::StartsWith(absl::string_view(name).substr(pos), kFirstExpert)) {
       name.replace(pos, kFirstExpert.size(), ".feed_forward.");
     } else {
       name.replace(pos, kExperts.size(), ".feed_forward.experts.");
@@ -117,10 +113,8 @@ std::string CanonicalName(absl::string_view stored, const JambaConfig& config) {
   return name;
 }
 
-absl::Status WithContext(const absl::Status& status,
-                         absl::string_view context) {
-  return absl::Status(status.code(),
-                      absl::StrCat(context, ": ", status.message()));
+absl::Status WithContext(const absl::Status& status, absl::string_view context) {
+  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
 
 using Files = std::vector<std::unique_ptr<SafetensorsFile>>;
@@ -130,8 +124,7 @@ using StoredNames = std::vector<std::pair<std::string, size_t>>;
 // Opens every shard named by the index once; each listed tensor must be in
 // the shard the index names.
 absl::Status OpenShards(const std::string& dir, const std::string& index_path,
-                        absl::string_view index_text, Files* files,
-                        StoredNames* stored) {
+                        absl::string_view index_text, Files* files, StoredNames* stored) {
   ASSIGN_OR_RETURN(auto weight_map, ParseIndex(index_text, index_path));
   std::map<std::string, size_t> file_ids;
   for (const auto& [tensor, file] : weight_map) {
@@ -139,30 +132,26 @@ absl::Status OpenShards(const std::string& dir, const std::string& index_path,
     if (inserted) {
       auto opened = SafetensorsFile::Open(JoinPath(dir, file));
       if (!opened.ok()) {
-        return WithContext(opened.status(),
-                           absl::StrCat("file ", file, " for tensor ", tensor,
-                                        " listed in index ", index_path));
+        return WithContext(opened.status(), absl::StrCat("file ", file, " for tensor ", tensor,
+                                                         " listed in index ", index_path));
       }
       files->push_back(*std::move(opened));
     }
     const SafetensorsFile& shard = *(*files)[it->second];
     if (!shard.Has(tensor)) {
-      return absl::NotFoundError(
-          absl::StrCat("tensor ", tensor, " listed in index ", index_path,
-                       " is not in file ", shard.path()));
+      return absl::NotFoundError(absl::StrCat("tensor ", tensor, " listed in index ", index_path,
+                                              " is not in file ", shard.path()));
     }
     stored->emplace_back(tensor, it->second);
   }
   return absl::OkStatus();
 }
 
-absl::Status OpenSingleFile(const std::string& dir, Files* files,
-                            StoredNames* stored) {
+absl::Status OpenSingleFile(const std::string& dir, Files* files, StoredNames* stored) {
   const std::string path = JoinPath(dir, kSingleFile);
   if (!IsRegularFile(path)) {
-    return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir,
-                                            " has neither ", kSingleFile,
-                                            " nor ", kIndexFile));
+    return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " has neither ",
+                                            kSingleFile, " nor ", kIndexFile));
   }
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));
   for (std::string& name : file->TensorNames()) {
@@ -176,19 +165,16 @@ absl::Status OpenSingleFile(const std::string& dir, Files* files,
 
 Checkpoint::~Checkpoint() = default;
 
-absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
-    const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
   auto checkpoint = std::unique_ptr<Checkpoint>(new Checkpoint());
   checkpoint->dir_ = dir;
   ASSIGN_OR_RETURN(checkpoint->config_, LoadJambaConfig(dir));
 
   StoredNames stored;
   const std::string index_path = JoinPath(dir, kIndexFile);
-  absl::StatusOr<std::string> index_text =
-      ReadFileToString(index_path, kMaxIndexBytes);
+  absl::StatusOr<std::string> index_text = ReadFileToString(index_path, kMaxIndexBytes);
   if (index_text.ok()) {
-    RETURN_IF_ERROR(
-        OpenShards(dir, index_path, *index_text, &checkpoint->files_, &stored));
+    RETURN_IF_ERROR(OpenShards(dir, index_path, *index_text, &checkpoint->files_, &stored));
   } else if (absl::IsNotFound(index_text.status())) {
     RETURN_IF_ERROR(OpenSingleFile(dir, &checkpoint->files_, &stored));
   } else {
@@ -197,51 +183,44 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
 
   for (auto& [name, file_id] : stored) {
     std::string canonical = CanonicalName(name, checkpoint->config_);
-    auto [it, inserted] =
-        checkpoint->index_.emplace(canonical, std::make_pair(file_id, name));
+    auto [it, inserted] = checkpoint->index_.emplace(canonical, std::make_pair(file_id, name));
     if (!inserted) {
       const auto& [other_id, other_name] = it->second;
-      return absl::InvalidArgumentError(absl::StrCat(
-          "checkpoint ", dir, ": tensor ", name, " in file ",
-          checkpoint->files_[file_id]->path(), " and tensor ", other_name,
-          " in file ", checkpoint->files_[other_id]->path(),
-          " both resolve to ", canonical));
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint ", dir, ": tensor ", name, " in file ",
+                       checkpoint->files_[file_id]->path(), " and tensor ", other_name, " in file ",
+                       checkpoint->files_[other_id]->path(), " both resolve to ", canonical));
     }
   }
   return checkpoint;
 }
 
-bool Checkpoint::Has(absl::string_view name) const {
-  return index_.find(name) != index_.end();
-}
+bool Checkpoint::Has(absl::string_view name) const { return index_.find(name) != index_.end(); }
 
-absl::StatusOr<Tensor> Checkpoint::Get(absl::string_view name,
-                                       const Shape& shape) const {
+absl::StatusOr<Tensor> Checkpoint::Get(absl::string_view name, const Shape& shape) const {
   auto it = index_.find(name);
   if (it == index_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("tensor ", name, " not found in checkpoint ", dir_));
+    return absl::NotFoundError(absl::StrCat("tensor ", name, " not found in checkpoint ", dir_));
   }
   const SafetensorsFile& file = *files_[it->second.first];
   const SafetensorsFile::TensorInfo* info = file.Find(it->second.second);
+  JAMBA_CHECK(info != nullptr) << it->second.second;  // checked by Open
   if (info->shape != shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor ", name, " in file ", file.path(), ": expected shape ",
-        ShapeString(shape), ", got ", ShapeString(info->shape)));
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", name, " in file ", file.path(),
+                                                   ": expected shape ", ShapeString(shape),
+                                                   ", got ", ShapeString(info->shape)));
   }
   return file.Get(it->second.second);
 }
 
-absl::StatusOr<Tensor> Checkpoint::GetF32(absl::string_view name,
-                                          const Shape& shape) const {
+absl::StatusOr<Tensor> Checkpoint::GetF32(absl::string_view name, const Shape& shape) const {
   ASSIGN_OR_RETURN(Tensor tensor, Get(name, shape));
   if (tensor.dtype() == DType::kF32) return tensor;
   const size_t numel = static_cast<size_t>(tensor.numel());
   std::shared_ptr<Buffer> buffer = AllocateHostBuffer(numel * sizeof(float));
   if (buffer == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of host memory converting tensor ", name,
-                     " of checkpoint ", dir_, " to f32"));
+    return absl::ResourceExhaustedError(absl::StrCat("out of host memory converting tensor ", name,
+                                                     " of checkpoint ", dir_, " to f32"));
   }
   Tensor f32(DType::kF32, shape, std::move(buffer));
   // Get returns data aligned to the element size.

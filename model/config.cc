@@ -4,7 +4,6 @@
 #include "model/config.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -39,8 +38,7 @@ constexpr size_t kMaxConfigBytes = 16 << 20;
 // is InvalidArgument naming the field and the source.
 class FieldReader {
  public:
-  FieldReader(const Json& root, absl::string_view source)
-      : root_(root), source_(source) {}
+  FieldReader(const Json& root, absl::string_view source) : root_(root), source_(source) {}
 
   // The value of `key`, or nullptr when absent.
   const Json* Find(const char* key) const {
@@ -53,21 +51,18 @@ class FieldReader {
         absl::StrCat(source_, ": config field '", key, "' ", message));
   }
 
-  absl::Status TypeError(absl::string_view key, const Json& value,
-                         absl::string_view want) const {
-    return Error(key,
-                 absl::StrCat("must be ", want, ", got ", value.type_name()));
+  absl::Status TypeError(absl::string_view key, const Json& value, absl::string_view want) const {
+    return Error(key, absl::StrCat("must be ", want, ", got ", value.type_name()));
   }
 
   // An integer within [lo, hi].
-  absl::StatusOr<int64_t> IntValue(const char* key, const Json& value,
-                                   int64_t lo, int64_t hi) const {
+  absl::StatusOr<int64_t> IntValue(const char* key, const Json& value, int64_t lo,
+                                   int64_t hi) const {
     int64_t v = 0;
     if (value.is_number_unsigned()) {
       const uint64_t u = value.get<uint64_t>();
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Error(key, absl::StrCat("= ", u, " is out of range [", lo, ", ",
-                                       hi, "]"));
+        return Error(key, absl::StrCat("= ", u, " is out of range [", lo, ", ", hi, "]"));
       }
       v = static_cast<int64_t>(u);
     } else if (value.is_number_integer()) {
@@ -76,20 +71,17 @@ class FieldReader {
       return TypeError(key, value, "an integer");
     }
     if (v < lo || v > hi) {
-      return Error(
-          key, absl::StrCat("= ", v, " is out of range [", lo, ", ", hi, "]"));
+      return Error(key, absl::StrCat("= ", v, " is out of range [", lo, ", ", hi, "]"));
     }
     return v;
   }
 
   // Reads an integer field into *out; absent leaves *out unless `required`.
   template <typename T>
-  absl::Status Int(const char* key, int64_t lo, int64_t hi, bool required,
-                   T* out) const {
+  absl::Status Int(const char* key, int64_t lo, int64_t hi, bool required, T* out) const {
     const Json* value = Find(key);
     if (value == nullptr) {
-      return required ? Error(key, "is required but missing")
-                      : absl::OkStatus();
+      return required ? Error(key, "is required but missing") : absl::OkStatus();
     }
     ASSIGN_OR_RETURN(int64_t v, IntValue(key, *value, lo, hi));
     *out = static_cast<T>(v);
@@ -125,8 +117,7 @@ class FieldReader {
     if (value->is_null()) return absl::OkStatus();
     if (value->is_array()) {
       if (value->size() > kMaxEosIds) {
-        return Error(key, absl::StrCat("has ", value->size(),
-                                       " entries, more than ", kMaxEosIds));
+        return Error(key, absl::StrCat("has ", value->size(), " entries, more than ", kMaxEosIds));
       }
       for (const Json& item : *value) {
         ASSIGN_OR_RETURN(int64_t v, IntValue(key, item, 0, vocab - 1));
@@ -143,8 +134,7 @@ class FieldReader {
   }
 
   // A string, or nullptr when absent (or null, if `allow_null`).
-  absl::StatusOr<const std::string*> String(const char* key,
-                                            bool allow_null) const {
+  absl::StatusOr<const std::string*> String(const char* key, bool allow_null) const {
     const Json* value = Find(key);
     if (value == nullptr || (allow_null && value->is_null())) return nullptr;
     if (!value->is_string()) return TypeError(key, *value, "a string");
@@ -159,73 +149,59 @@ class FieldReader {
 absl::Status ReadSizes(const FieldReader& r, JambaConfig* c) {
   RETURN_IF_ERROR(r.Int("vocab_size", 1, kMaxVocab, true, &c->vocab_size));
   RETURN_IF_ERROR(r.Int("hidden_size", 1, kMaxHidden, true, &c->hidden_size));
-  RETURN_IF_ERROR(r.Int("intermediate_size", 1, kMaxIntermediate, true,
-                        &c->intermediate_size));
-  RETURN_IF_ERROR(
-      r.Int("num_hidden_layers", 1, kMaxLayers, true, &c->num_hidden_layers));
-  RETURN_IF_ERROR(r.Int("num_attention_heads", 1, kMaxHeads, true,
-                        &c->num_attention_heads));
+  RETURN_IF_ERROR(r.Int("intermediate_size", 1, kMaxIntermediate, true, &c->intermediate_size));
+  RETURN_IF_ERROR(r.Int("num_hidden_layers", 1, kMaxLayers, true, &c->num_hidden_layers));
+  RETURN_IF_ERROR(r.Int("num_attention_heads", 1, kMaxHeads, true, &c->num_attention_heads));
   if (c->hidden_size % c->num_attention_heads != 0) {
     return r.Error("hidden_size",
-                   absl::StrCat("= ", c->hidden_size,
-                                " is not divisible by num_attention_heads = ",
+                   absl::StrCat("= ", c->hidden_size, " is not divisible by num_attention_heads = ",
                                 c->num_attention_heads));
   }
   const Json* kv = r.Find("num_key_value_heads");
   if (kv == nullptr || kv->is_null()) {
     c->num_key_value_heads = c->num_attention_heads;
   } else {
-    RETURN_IF_ERROR(r.Int("num_key_value_heads", 1, c->num_attention_heads,
-                          true, &c->num_key_value_heads));
+    RETURN_IF_ERROR(
+        r.Int("num_key_value_heads", 1, c->num_attention_heads, true, &c->num_key_value_heads));
   }
   if (c->num_attention_heads % c->num_key_value_heads != 0) {
-    return r.Error("num_attention_heads",
-                   absl::StrCat("= ", c->num_attention_heads,
-                                " is not divisible by num_key_value_heads = ",
-                                c->num_key_value_heads));
+    return r.Error(
+        "num_attention_heads",
+        absl::StrCat("= ", c->num_attention_heads,
+                     " is not divisible by num_key_value_heads = ", c->num_key_value_heads));
   }
   return absl::OkStatus();
 }
 
 absl::Status ReadSchedule(const FieldReader& r, JambaConfig* c) {
   RETURN_IF_ERROR(r.Int("num_experts", 1, kMaxExperts, false, &c->num_experts));
-  RETURN_IF_ERROR(r.Int("num_experts_per_tok", 1, kMaxExperts, false,
-                        &c->num_experts_per_tok));
+  RETURN_IF_ERROR(r.Int("num_experts_per_tok", 1, kMaxExperts, false, &c->num_experts_per_tok));
   // With a single expert there is no MoE layer and top-k is unused (HF).
   if (c->num_experts > 1 && c->num_experts_per_tok > c->num_experts) {
-    return r.Error("num_experts_per_tok",
-                   absl::StrCat("= ", c->num_experts_per_tok,
-                                " exceeds num_experts = ", c->num_experts));
+    return r.Error("num_experts_per_tok", absl::StrCat("= ", c->num_experts_per_tok,
+                                                       " exceeds num_experts = ", c->num_experts));
   }
-  RETURN_IF_ERROR(r.Int("expert_layer_period", 1, kMaxPeriod, false,
-                        &c->expert_layer_period));
-  RETURN_IF_ERROR(r.Int("expert_layer_offset", 0, kMaxPeriod, false,
-                        &c->expert_layer_offset));
-  RETURN_IF_ERROR(
-      r.Int("attn_layer_period", 1, kMaxPeriod, false, &c->attn_layer_period));
-  RETURN_IF_ERROR(
-      r.Int("attn_layer_offset", 0, kMaxPeriod, false, &c->attn_layer_offset));
+  RETURN_IF_ERROR(r.Int("expert_layer_period", 1, kMaxPeriod, false, &c->expert_layer_period));
+  RETURN_IF_ERROR(r.Int("expert_layer_offset", 0, kMaxPeriod, false, &c->expert_layer_offset));
+  RETURN_IF_ERROR(r.Int("attn_layer_period", 1, kMaxPeriod, false, &c->attn_layer_period));
+  RETURN_IF_ERROR(r.Int("attn_layer_offset", 0, kMaxPeriod, false, &c->attn_layer_offset));
   if (c->expert_layer_offset >= c->expert_layer_period) {
-    return r.Error("expert_layer_offset",
-                   absl::StrCat("= ", c->expert_layer_offset,
-                                " must be less than expert_layer_period = ",
-                                c->expert_layer_period));
+    return r.Error("expert_layer_offset", absl::StrCat("= ", c->expert_layer_offset,
+                                                       " must be less than expert_layer_period = ",
+                                                       c->expert_layer_period));
   }
   if (c->attn_layer_offset >= c->attn_layer_period) {
     return r.Error("attn_layer_offset",
                    absl::StrCat("= ", c->attn_layer_offset,
-                                " must be less than attn_layer_period = ",
-                                c->attn_layer_period));
+                                " must be less than attn_layer_period = ", c->attn_layer_period));
   }
   return absl::OkStatus();
 }
 
 absl::Status ReadMamba(const FieldReader& r, JambaConfig* c) {
-  RETURN_IF_ERROR(
-      r.Int("mamba_d_state", 1, kMaxDState, false, &c->mamba_d_state));
+  RETURN_IF_ERROR(r.Int("mamba_d_state", 1, kMaxDState, false, &c->mamba_d_state));
   RETURN_IF_ERROR(r.Int("mamba_d_conv", 1, kMaxDConv, false, &c->mamba_d_conv));
-  RETURN_IF_ERROR(
-      r.Int("mamba_expand", 1, kMaxExpand, false, &c->mamba_expand));
+  RETURN_IF_ERROR(r.Int("mamba_expand", 1, kMaxExpand, false, &c->mamba_expand));
   const Json* dt_rank = r.Find("mamba_dt_rank");
   if (dt_rank != nullptr && dt_rank->is_string()) {
     if (*dt_rank->get_ptr<const std::string*>() != "auto") {
@@ -233,8 +209,7 @@ absl::Status ReadMamba(const FieldReader& r, JambaConfig* c) {
     }
     c->mamba_dt_rank = (c->hidden_size + 15) / 16;
   } else {
-    RETURN_IF_ERROR(
-        r.Int("mamba_dt_rank", 1, kMaxDtRank, false, &c->mamba_dt_rank));
+    RETURN_IF_ERROR(r.Int("mamba_dt_rank", 1, kMaxDtRank, false, &c->mamba_dt_rank));
   }
   RETURN_IF_ERROR(r.Bool("mamba_conv_bias", &c->mamba_conv_bias));
   RETURN_IF_ERROR(r.Bool("mamba_proj_bias", &c->mamba_proj_bias));
@@ -242,37 +217,31 @@ absl::Status ReadMamba(const FieldReader& r, JambaConfig* c) {
   return absl::OkStatus();
 }
 
-absl::Status ReadMisc(const FieldReader& r, absl::string_view source,
-                      JambaConfig* c) {
+absl::Status ReadMisc(const FieldReader& r, absl::string_view source, JambaConfig* c) {
   if (const Json* eps = r.Find("rms_norm_eps"); eps != nullptr) {
     if (!eps->is_number()) return r.TypeError("rms_norm_eps", *eps, "a number");
     const double v = eps->get<double>();
     if (!(v > 0.0 && v < 1.0)) {
-      return r.Error("rms_norm_eps",
-                     absl::StrCat("= ", v, " is out of range (0, 1)"));
+      return r.Error("rms_norm_eps", absl::StrCat("= ", v, " is out of range (0, 1)"));
     }
     c->rms_norm_eps = v;
   }
   RETURN_IF_ERROR(r.Bool("tie_word_embeddings", &c->tie_word_embeddings));
   // n_ctx is the legacy (remote-code) spelling of max_position_embeddings.
-  const char* positions_key = r.Find("max_position_embeddings") != nullptr
-                                  ? "max_position_embeddings"
-                                  : "n_ctx";
-  RETURN_IF_ERROR(r.Int(positions_key, 1, kMaxPositions, false,
-                        &c->max_position_embeddings));
+  const char* positions_key =
+      r.Find("max_position_embeddings") != nullptr ? "max_position_embeddings" : "n_ctx";
+  RETURN_IF_ERROR(r.Int(positions_key, 1, kMaxPositions, false, &c->max_position_embeddings));
   RETURN_IF_ERROR(r.TokenId("pad_token_id", c->vocab_size, &c->pad_token_id));
   RETURN_IF_ERROR(r.TokenId("bos_token_id", c->vocab_size, &c->bos_token_id));
   RETURN_IF_ERROR(r.EosIds(c->vocab_size, &c->eos_token_ids));
   // transformers v5 writes "dtype" where v4 wrote "torch_dtype".
-  const char* dtype_key =
-      r.Find("torch_dtype") != nullptr ? "torch_dtype" : "dtype";
+  const char* dtype_key = r.Find("torch_dtype") != nullptr ? "torch_dtype" : "dtype";
   ASSIGN_OR_RETURN(const std::string* dtype, r.String(dtype_key, true));
   if (dtype != nullptr) c->torch_dtype = *dtype;
   ASSIGN_OR_RETURN(const std::string* act, r.String("hidden_act", false));
   if (act != nullptr && *act != "silu") {
-    return absl::UnimplementedError(
-        absl::StrCat(source, ": config field 'hidden_act' = '", *act,
-                     "' is not supported (only 'silu')"));
+    return absl::UnimplementedError(absl::StrCat(source, ": config field 'hidden_act' = '", *act,
+                                                 "' is not supported (only 'silu')"));
   }
   return absl::OkStatus();
 }
@@ -280,27 +249,23 @@ absl::Status ReadMisc(const FieldReader& r, absl::string_view source,
 }  // namespace
 
 bool JambaConfig::is_eos(int token) const {
-  return std::find(eos_token_ids.begin(), eos_token_ids.end(), token) !=
-         eos_token_ids.end();
+  return std::find(eos_token_ids.begin(), eos_token_ids.end(), token) != eos_token_ids.end();
 }
 
 absl::StatusOr<JambaConfig> ParseJambaConfig(absl::string_view json_text,
                                              absl::string_view source) {
   const Json root = ParseJson(json_text);
   if (root.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": config is not valid JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": config is not valid JSON"));
   }
   if (!root.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": config must be a JSON object, got ", root.type_name()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": config must be a JSON object, got ", root.type_name()));
   }
   const FieldReader reader(root, source);
-  ASSIGN_OR_RETURN(const std::string* model_type,
-                   reader.String("model_type", false));
+  ASSIGN_OR_RETURN(const std::string* model_type, reader.String("model_type", false));
   if (model_type != nullptr && *model_type != "jamba") {
-    return reader.Error(
-        "model_type", absl::StrCat("= '", *model_type, "', expected 'jamba'"));
+    return reader.Error("model_type", absl::StrCat("= '", *model_type, "', expected 'jamba'"));
   }
   JambaConfig config;
   RETURN_IF_ERROR(ReadSizes(reader, &config));

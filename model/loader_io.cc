@@ -12,10 +12,8 @@
 
 namespace jamba::model {
 
-absl::Status ErrnoToStatus(int error_number, absl::string_view what,
-                           absl::string_view path) {
-  const std::string message =
-      absl::StrCat(what, " ", path, ": ", std::strerror(error_number));
+absl::Status ErrnoToStatus(int error_number, absl::string_view what, absl::string_view path) {
+  const std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(error_number));
   switch (error_number) {
     case ENOENT:
     case ENOTDIR:
@@ -33,9 +31,9 @@ bool IsRegularFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path,
-                                             size_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: a FIFO planted in a checkpoint must not hang the open.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoToStatus(errno, "cannot open", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -45,14 +43,12 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path,
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a regular file"));
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
   }
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);
     return absl::InvalidArgumentError(
-        absl::StrCat(path, " is ", st.st_size,
-                     " bytes, more than the limit of ", max_bytes));
+        absl::StrCat(path, " is ", st.st_size, " bytes, more than the limit of ", max_bytes));
   }
   std::string content(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;

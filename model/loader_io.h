@@ -15,16 +15,14 @@ namespace jamba::model {
 
 // A Status for a failed system call on `path`: NotFound for ENOENT,
 // PermissionDenied for EACCES/EPERM, Unavailable otherwise.
-absl::Status ErrnoToStatus(int error_number, absl::string_view what,
-                           absl::string_view path);
+absl::Status ErrnoToStatus(int error_number, absl::string_view what, absl::string_view path);
 
 // True when `path` names an existing regular file.
 bool IsRegularFile(const std::string& path);
 
 // The whole content of the regular file `path`; InvalidArgument when it is
 // larger than `max_bytes` (checked before anything is allocated).
-absl::StatusOr<std::string> ReadFileToString(const std::string& path,
-                                             size_t max_bytes);
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_bytes);
 
 // Parses `text` without exceptions; a discarded value (is_discarded()) on any
 // syntax error, trailing garbage, or NUL byte (which nlohmann would otherwise

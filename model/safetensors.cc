@@ -42,27 +42,25 @@ class Mapping {
 // Safetensors dtypes we know but cannot compute with.
 bool IsKnownUnsupportedDType(absl::string_view name) {
   static constexpr const char* kKnown[] = {
-      "BOOL",    "U8",      "I8",      "I16",     "U16",    "I32",
-      "U32",     "I64",     "U64",     "F64",     "C64",    "F4",
-      "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2"};
+      "BOOL", "U8",  "I8", "I16",     "U16",     "I32",     "U32",     "I64",    "U64",
+      "F64",  "C64", "F4", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2"};
   for (const char* known : kKnown) {
     if (name == known) return true;
   }
   return false;
 }
 
-absl::StatusOr<DType> ParseDType(absl::string_view name,
-                                 absl::string_view tensor,
+absl::StatusOr<DType> ParseDType(absl::string_view name, absl::string_view tensor,
                                  absl::string_view path) {
   if (name == "F32") return DType::kF32;
   if (name == "BF16") return DType::kBF16;
   if (name == "F16") return DType::kF16;
   if (IsKnownUnsupportedDType(name)) {
-    return absl::UnimplementedError(absl::StrCat(
-        "unsupported dtype ", name, " for tensor ", tensor, " in file ", path));
+    return absl::UnimplementedError(
+        absl::StrCat("unsupported dtype ", name, " for tensor ", tensor, " in file ", path));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dtype ", name, " for tensor ", tensor, " in file ", path));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype ", name, " for tensor ", tensor, " in file ", path));
 }
 
 // A non-negative JSON integer that fits in int64.
@@ -92,8 +90,8 @@ struct EntryParser {
   uint64_t data_size;
 
   absl::Status Error(absl::string_view message) const {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "safetensors file ", path, ": tensor ", name, ": ", message));
+    return absl::InvalidArgumentError(
+        absl::StrCat("safetensors file ", path, ": tensor ", name, ": ", message));
   }
 
   // "__metadata__" is a string-to-string map.
@@ -106,15 +104,13 @@ struct EntryParser {
   }
 
   // The shape, and in *nbytes its size in bytes (overflow-checked).
-  absl::StatusOr<Shape> ParseShape(const Json& entry, DType dtype,
-                                   uint64_t* nbytes) const {
+  absl::StatusOr<Shape> ParseShape(const Json& entry, DType dtype, uint64_t* nbytes) const {
     auto shape_it = entry.find("shape");
     if (shape_it == entry.end() || !shape_it->is_array()) {
       return Error("'shape' is missing or not an array");
     }
     if (shape_it->size() > kMaxRank) {
-      return Error(
-          absl::StrCat("rank ", shape_it->size(), " exceeds ", kMaxRank));
+      return Error(absl::StrCat("rank ", shape_it->size(), " exceeds ", kMaxRank));
     }
     Shape shape;
     uint64_t numel = 1;
@@ -137,36 +133,31 @@ struct EntryParser {
 
   absl::StatusOr<SafetensorsFile::TensorInfo> Parse(const Json& entry) const {
     if (!entry.is_object()) {
-      return Error(
-          absl::StrCat("entry must be an object, got ", entry.type_name()));
+      return Error(absl::StrCat("entry must be an object, got ", entry.type_name()));
     }
     auto dtype_it = entry.find("dtype");
     if (dtype_it == entry.end() || !dtype_it->is_string()) {
       return Error("'dtype' is missing or not a string");
     }
-    ASSIGN_OR_RETURN(
-        DType dtype,
-        ParseDType(*dtype_it->get_ptr<const std::string*>(), name, path));
+    ASSIGN_OR_RETURN(DType dtype, ParseDType(*dtype_it->get_ptr<const std::string*>(), name, path));
     uint64_t nbytes = 0;
     ASSIGN_OR_RETURN(Shape shape, ParseShape(entry, dtype, &nbytes));
 
     auto offsets_it = entry.find("data_offsets");
     uint64_t begin = 0;
     uint64_t end = 0;
-    if (offsets_it == entry.end() || !offsets_it->is_array() ||
-        offsets_it->size() != 2 || !AsNonNegative((*offsets_it)[0], &begin) ||
-        !AsNonNegative((*offsets_it)[1], &end)) {
+    if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
+        !AsNonNegative((*offsets_it)[0], &begin) || !AsNonNegative((*offsets_it)[1], &end)) {
       return Error("'data_offsets' must be two non-negative integers");
     }
     if (begin > end || end > data_size) {
       return Error(absl::StrCat("data_offsets [", begin, ", ", end,
-                                "] are out of range of the data section of ",
-                                data_size, " bytes"));
+                                "] are out of range of the data section of ", data_size, " bytes"));
     }
     if (end - begin != nbytes) {
-      return Error(absl::StrCat("data_offsets [", begin, ", ", end, "] span ",
-                                end - begin, " bytes but ", DTypeName(dtype),
-                                ShapeString(shape), " needs ", nbytes));
+      return Error(absl::StrCat("data_offsets [", begin, ", ", end, "] span ", end - begin,
+                                " bytes but ", DTypeName(dtype), ShapeString(shape), " needs ",
+                                nbytes));
     }
     return SafetensorsFile::TensorInfo{dtype, std::move(shape), begin, end};
   }
@@ -175,11 +166,9 @@ struct EntryParser {
 // No two tensors may share a byte, and a zero-size tensor may not sit
 // strictly inside another.
 absl::Status CheckNoOverlap(
-    const std::map<std::string, SafetensorsFile::TensorInfo, std::less<>>&
-        tensors,
+    const std::map<std::string, SafetensorsFile::TensorInfo, std::less<>>& tensors,
     absl::string_view path) {
-  using Entry =
-      std::pair<const std::string*, const SafetensorsFile::TensorInfo*>;
+  using Entry = std::pair<const std::string*, const SafetensorsFile::TensorInfo*>;
   std::vector<Entry> order;
   order.reserve(tensors.size());
   for (const auto& [name, info] : tensors) order.emplace_back(&name, &info);
@@ -191,9 +180,8 @@ absl::Status CheckNoOverlap(
   const std::string* max_end_name = nullptr;
   for (const auto& [name, info] : order) {
     if (max_end_name != nullptr && info->begin < max_end) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("safetensors file ", path, ": tensor ", *name,
-                       " overlaps tensor ", *max_end_name));
+      return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": tensor ", *name,
+                                                     " overlaps tensor ", *max_end_name));
     }
     if (max_end_name == nullptr || info->end > max_end) {
       max_end = info->end;
@@ -206,7 +194,8 @@ absl::Status CheckNoOverlap(
 // Maps the regular file `path` (at least 8 bytes) read-only, as a Buffer
 // that unmaps when the last tensor viewing it is gone.
 absl::StatusOr<std::shared_ptr<Buffer>> MapFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO must fail the regular-file check, not hang open().
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoToStatus(errno, "cannot open safetensors file", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -222,9 +211,8 @@ absl::StatusOr<std::shared_ptr<Buffer>> MapFile(const std::string& path) {
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat("safetensors file ", path, " is ", file_size,
-                     " bytes, too short for the header length"));
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, " is ", file_size,
+                                                   " bytes, too short for the header length"));
   }
   void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int mmap_errno = errno;
@@ -238,8 +226,7 @@ absl::StatusOr<std::shared_ptr<Buffer>> MapFile(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   file->path_ = path;
   ASSIGN_OR_RETURN(file->mapping_, MapFile(path));
@@ -247,33 +234,30 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   const auto* bytes = static_cast<const unsigned char*>(file->mapping_->data());
   const uint64_t header_size = ReadLittleEndian64(bytes);
   if (header_size > kMaxHeaderBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "safetensors file ", path, ": header length ", header_size,
-        " exceeds the limit of ", kMaxHeaderBytes, " bytes (100 MiB)"));
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": header length ",
+                                                   header_size, " exceeds the limit of ",
+                                                   kMaxHeaderBytes, " bytes (100 MiB)"));
   }
   if (header_size > file_size - 8) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "safetensors file ", path, ": header length ", header_size,
-        " exceeds the ", file_size - 8, " bytes after the length field"));
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": header length ",
+                                                   header_size, " exceeds the ", file_size - 8,
+                                                   " bytes after the length field"));
   }
   file->data_start_ = 8 + header_size;
-  const absl::string_view header(reinterpret_cast<const char*>(bytes + 8),
-                                 header_size);
+  const absl::string_view header(reinterpret_cast<const char*>(bytes + 8), header_size);
   RETURN_IF_ERROR(file->ParseHeader(header, file_size - file->data_start_));
   return file;
 }
 
-absl::Status SafetensorsFile::ParseHeader(absl::string_view header,
-                                          uint64_t data_size) {
+absl::Status SafetensorsFile::ParseHeader(absl::string_view header, uint64_t data_size) {
   const Json root = ParseJson(header);
   if (root.is_discarded()) {
     return absl::InvalidArgumentError(
         absl::StrCat("safetensors file ", path_, ": header is not valid JSON"));
   }
   if (!root.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("safetensors file ", path_,
-                     ": header must be a JSON object, got ", root.type_name()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "safetensors file ", path_, ": header must be a JSON object, got ", root.type_name()));
   }
   for (auto it = root.begin(); it != root.end(); ++it) {
     const EntryParser parser{path_, it.key(), data_size};
@@ -294,8 +278,7 @@ std::vector<std::string> SafetensorsFile::TensorNames() const {
   return names;
 }
 
-const SafetensorsFile::TensorInfo* SafetensorsFile::Find(
-    absl::string_view name) const {
+const SafetensorsFile::TensorInfo* SafetensorsFile::Find(absl::string_view name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;
 }
@@ -303,12 +286,10 @@ const SafetensorsFile::TensorInfo* SafetensorsFile::Find(
 absl::StatusOr<Tensor> SafetensorsFile::Get(absl::string_view name) const {
   const TensorInfo* info = Find(name);
   if (info == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("tensor ", name, " not found in file ", path_));
+    return absl::NotFoundError(absl::StrCat("tensor ", name, " not found in file ", path_));
   }
   const size_t offset = static_cast<size_t>(data_start_ + info->begin);
-  const uintptr_t address =
-      reinterpret_cast<uintptr_t>(mapping_->data()) + offset;
+  const uintptr_t address = reinterpret_cast<uintptr_t>(mapping_->data()) + offset;
   if (address % DTypeSize(info->dtype) == 0) {
     return Tensor(info->dtype, info->shape, mapping_, offset);
   }
@@ -316,12 +297,10 @@ absl::StatusOr<Tensor> SafetensorsFile::Get(absl::string_view name) const {
   const size_t nbytes = static_cast<size_t>(info->end - info->begin);
   std::shared_ptr<Buffer> copy = AllocateHostBuffer(nbytes);
   if (copy == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of host memory copying ", nbytes, " bytes of tensor ",
-                     name, " in file ", path_));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "out of host memory copying ", nbytes, " bytes of tensor ", name, " in file ", path_));
   }
-  std::memcpy(copy->data(), static_cast<const char*>(mapping_->data()) + offset,
-              nbytes);
+  std::memcpy(copy->data(), static_cast<const char*>(mapping_->data()) + offset, nbytes);
   return Tensor(info->dtype, info->shape, std::move(copy));
 }
 

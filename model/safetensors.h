@@ -31,15 +31,12 @@ class SafetensorsFile {
   };
 
   // Maps and validates `path`; errors name the file and the tensor.
-  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(
-      const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
 
   const std::string& path() const { return path_; }
   // All tensor names, sorted.
   std::vector<std::string> TensorNames() const;
-  bool Has(absl::string_view name) const {
-    return tensors_.find(name) != tensors_.end();
-  }
+  bool Has(absl::string_view name) const { return tensors_.find(name) != tensors_.end(); }
   // The tensor's metadata, or nullptr when absent.
   const TensorInfo* Find(absl::string_view name) const;
   // A view of the tensor in its on-disk dtype, or an aligned copy when the

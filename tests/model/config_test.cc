@@ -2,6 +2,8 @@
 // rejection of malformed or hostile configs with a named field and source.
 #include "model/config.h"
 
+#include <sys/stat.h>
+
 #include <string>
 
 #include "gmock/gmock.h"
@@ -53,8 +55,8 @@ absl::StatusOr<JambaConfig> Parse(const Json& json) {
   return ParseJambaConfig(json.dump(), kSource);
 }
 
-void ExpectError(const absl::StatusOr<JambaConfig>& result,
-                 absl::StatusCode code, const std::string& field) {
+void ExpectError(const absl::StatusOr<JambaConfig>& result, absl::StatusCode code,
+                 const std::string& field) {
   ASSERT_FALSE(result.ok()) << field;
   EXPECT_EQ(result.status().code(), code) << result.status();
   EXPECT_THAT(std::string(result.status().message()), HasSubstr(field));
@@ -186,14 +188,13 @@ TEST(ConfigTest, NullPadAndBosMeanNone) {
 }
 
 TEST(ConfigTest, RejectsMalformedJson) {
-  const std::vector<std::string> texts = {
-      "",
-      "{",
-      "{\"hidden_size\": 64,}",
-      "[1, 2]",
-      "42",
-      "{} {}",
-      TinyConfig().dump() + std::string("\0junk", 5)};
+  const std::vector<std::string> texts = {"",
+                                          "{",
+                                          "{\"hidden_size\": 64,}",
+                                          "[1, 2]",
+                                          "42",
+                                          "{} {}",
+                                          TinyConfig().dump() + std::string("\0junk", 5)};
   for (const std::string& text : texts) {
     SCOPED_TRACE(text);
     absl::StatusOr<JambaConfig> c = ParseJambaConfig(text, kSource);
@@ -239,8 +240,8 @@ TEST(ConfigTest, RejectsWrongTypes) {
 }
 
 TEST(ConfigTest, RejectsMissingRequiredFields) {
-  for (const char* field : {"vocab_size", "hidden_size", "intermediate_size",
-                            "num_hidden_layers", "num_attention_heads"}) {
+  for (const char* field : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads"}) {
     SCOPED_TRACE(field);
     Json json = TinyConfig();
     json.erase(field);
@@ -300,15 +301,12 @@ TEST(ConfigTest, SingleExpertIgnoresTopK) {
 TEST(ConfigTest, RejectsOffsetNotBelowPeriod) {
   Json json = TinyConfig();
   json["expert_layer_offset"] = 2;
-  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument,
-              "expert_layer_offset");
+  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument, "expert_layer_offset");
   json = TinyConfig();
   json["attn_layer_offset"] = 4;
-  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument,
-              "attn_layer_offset");
+  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument, "attn_layer_offset");
   json["attn_layer_offset"] = 7;
-  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument,
-              "attn_layer_period");
+  ExpectError(Parse(json), absl::StatusCode::kInvalidArgument, "attn_layer_period");
 }
 
 TEST(ConfigTest, RejectsActivationOtherThanSilu) {
@@ -330,8 +328,16 @@ TEST(ConfigTest, LoadReadsConfigJson) {
   c = LoadJambaConfig(dir.path());
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr(dir.File("config.json")));
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr(dir.File("config.json")));
+}
+
+TEST(ConfigTest, LoadFifoFailsWithoutBlocking) {
+  testing::TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.File("config.json").c_str(), 0600), 0);
+  absl::StatusOr<JambaConfig> c = LoadJambaConfig(dir.path());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr(dir.File("config.json")));
 }
 
 TEST(ConfigTest, LoadMissingFileIsNotFound) {
@@ -339,8 +345,7 @@ TEST(ConfigTest, LoadMissingFileIsNotFound) {
   absl::StatusOr<JambaConfig> c = LoadJambaConfig(dir.path());
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr(dir.File("config.json")));
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr(dir.File("config.json")));
 }
 
 }  // namespace

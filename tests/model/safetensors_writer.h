@@ -1,5 +1,6 @@
 // Test helpers: build small safetensors files byte by byte (including
-// deliberately broken ones) and scratch directories to hold checkpoints.
+// deliberately broken ones), scratch directories to hold checkpoints, and a
+// fixture that opens such files.
 #pragma once
 
 #include <stdlib.h>
@@ -8,10 +9,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace jamba::model::testing {
@@ -49,31 +53,27 @@ inline std::string WithLength(uint64_t length, const std::string& header,
 
 // A well-formed file: `header` JSON padded with spaces so that the data
 // section starts at a file offset equal to `data_shift` modulo 8.
-inline std::string Serialize(const Json& header, const std::string& data,
-                             int data_shift = 0) {
+inline std::string Serialize(const Json& header, const std::string& data, int data_shift = 0) {
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != static_cast<size_t>(data_shift)) text += ' ';
   return WithLength(text.size(), text, data);
 }
 
 // Header describing `tensors` laid out back to back.
-inline Json HeaderFor(const std::vector<RawTensor>& tensors,
-                      std::string* data) {
+inline Json HeaderFor(const std::vector<RawTensor>& tensors, std::string* data) {
   Json header = Json::object();
   header["__metadata__"] = {{"format", "pt"}};
   data->clear();
   for (const RawTensor& t : tensors) {
     const size_t begin = data->size();
     *data += t.data;
-    header[t.name] = {{"dtype", t.dtype},
-                      {"shape", t.shape},
-                      {"data_offsets", {begin, data->size()}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data->size()}}};
   }
   return header;
 }
 
-inline std::string BuildSafetensors(const std::vector<RawTensor>& tensors,
-                                    int data_shift = 0) {
+inline std::string BuildSafetensors(const std::vector<RawTensor>& tensors, int data_shift = 0) {
   std::string data;
   const Json header = HeaderFor(tensors, &data);
   return Serialize(header, data, data_shift);
@@ -108,6 +108,36 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Writes bytes to a scratch model.safetensors and opens it.
+class SafetensorsFileTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenBytes(const std::string& bytes) {
+    WriteFile(path_, bytes);
+    return SafetensorsFile::Open(path_);
+  }
+
+  // Opening `bytes` fails with `code` and a message naming the file and
+  // every string in `parts`.
+  void ExpectOpenError(const std::string& bytes, absl::StatusCode code,
+                       const std::vector<std::string>& parts) {
+    absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = OpenBytes(bytes);
+    ASSERT_FALSE(file.ok());
+    EXPECT_EQ(file.status().code(), code) << file.status();
+    EXPECT_THAT(std::string(file.status().message()), ::testing::HasSubstr(path_));
+    for (const std::string& part : parts) {
+      EXPECT_THAT(std::string(file.status().message()), ::testing::HasSubstr(part));
+    }
+  }
+
+  // A one-tensor header with the given fields.
+  static std::string OneTensor(const Json& entry, size_t data_bytes) {
+    return Serialize(Json{{"w", entry}}, std::string(data_bytes, '\0'));
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.File("model.safetensors");
 };
 
 }  // namespace jamba::model::testing

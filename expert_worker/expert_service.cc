@@ -1,0 +1,278 @@
+#include "expert_worker/expert_service.h"
+
+#include <deque>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "rpc/expert_placement.h"
+#include "rpc/tensor_codec.h"
+
+namespace jamba::expert {
+
+using ::jamba::internal::v1::ShardInfoRequest;
+using ::jamba::internal::v1::ShardInfoResponse;
+
+// One Compute stream. Reads requests one after another and answers each on
+// the reading thread; responses queue so that one write is in flight. Ends
+// with OK when the client half-closes or the service drains. Deletes itself
+// in OnDone.
+class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, ExpertResponse> {
+ public:
+  explicit ComputeReactor(ExpertServiceImpl* service) : service_(service) {
+    if (!service_->Register(this)) {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the expert worker is shutting down"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      bool finish;
+      {
+        absl::MutexLock lock(&mu_);
+        reads_done_ = true;
+        finish = ShouldFinishLocked();
+      }
+      if (finish) Finish(status_);
+      return;
+    }
+    ExpertResponse response = service_->Handle(request_);
+    request_.Clear();
+    bool finish;
+    {
+      absl::MutexLock lock(&mu_);
+      // A drain may have finished the stream while this request was read.
+      if (finished_) return;
+      if (!write_failed_) {
+        writes_.push_back(std::move(response));
+        if (!writing_) {
+          writing_ = true;
+          StartWrite(&writes_.front());
+        }
+      }
+      // Read on unless draining; then the last write's OnWriteDone finishes.
+      if (draining_) {
+        reads_done_ = true;
+      } else {
+        StartRead(&request_);
+      }
+      finish = ShouldFinishLocked();
+    }
+    if (finish) Finish(status_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool finish;
+    {
+      absl::MutexLock lock(&mu_);
+      writes_.pop_front();
+      if (!ok) {
+        write_failed_ = true;
+        writes_.clear();
+        status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "writing a response failed");
+      }
+      writing_ = !writes_.empty();
+      if (writing_) StartWrite(&writes_.front());
+      finish = ShouldFinishLocked();
+    }
+    if (finish) Finish(status_);
+  }
+
+  void OnDone() override {
+    service_->Unregister(this);
+    delete this;
+  }
+
+  // Marks the stream as draining; true when the caller must Finish it now.
+  bool Drain() {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    return ShouldFinishLocked();
+  }
+  void FinishNow() { Finish(status_); }
+
+ private:
+  // True once, when nothing is left to do: the caller then calls Finish.
+  bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_ || !(reads_done_ || draining_)) return false;
+    finished_ = true;
+    return true;
+  }
+
+  ExpertServiceImpl* const service_;
+  ExpertRequest request_;  // the read in flight; touched only by OnReadDone
+
+  absl::Mutex mu_;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Set before finished_ turns true, read after: no lock needed by Finish.
+  grpc::Status status_ = grpc::Status::OK;
+  std::deque<ExpertResponse> writes_ ABSL_GUARDED_BY(mu_);  // front in flight
+};
+
+ExpertServiceImpl::ExpertServiceImpl(const model::JambaConfig& config, model::LocalExperts* experts,
+                                     kernels::Backend* backend, ExpertServiceOptions options)
+    : config_(config), experts_(experts), backend_(backend), options_(std::move(options)) {
+  for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    for (int e = 0; e < config_.num_experts; ++e) {
+      if (experts_->Hosts(layer, e)) hosted_.push_back(rpc::PairName(layer, e));
+    }
+  }
+}
+
+ExpertServiceImpl::~ExpertServiceImpl() = default;
+
+grpc::ServerBidiReactor<ExpertRequest, ExpertResponse>* ExpertServiceImpl::Compute(
+    grpc::CallbackServerContext* context) {
+  return new ComputeReactor(this);
+}
+
+grpc::ServerUnaryReactor* ExpertServiceImpl::GetShardInfo(grpc::CallbackServerContext* context,
+                                                          const ShardInfoRequest* request,
+                                                          ShardInfoResponse* response) {
+  response->set_shard(options_.shard_name);
+  response->set_hidden_size(config_.hidden_size);
+  for (const std::string& pair : hosted_) response->add_experts(pair);
+  response->set_weight_bytes(options_.weight_bytes);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+ExpertResponse ExpertServiceImpl::Handle(const ExpertRequest& request) {
+  ExpertResponse response;
+  const absl::Status status = HandleInto(request, &response);
+  if (!status.ok()) {
+    response.Clear();
+    response.set_error_code(status.raw_code());
+    response.set_error_message(std::string(status.message()));
+  }
+  response.set_tag(request.tag());
+  return response;
+}
+
+absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, ExpertResponse* response) {
+  const int layer = request.layer();
+  if (layer < 0 || layer >= config_.num_hidden_layers ||
+      config_.ffn_kind(layer) != model::FfnKind::kMoe) {
+    return absl::NotFoundError(absl::StrCat("layer ", layer, " is not an MoE layer (",
+                                            config_.num_hidden_layers, " layers)"));
+  }
+  // Check every group before computing any.
+  std::vector<Tensor> xs;  // [n_g, H] f32 host
+  std::vector<DType> wire;
+  std::set<int> seen;
+  for (int g = 0; g < request.groups_size(); ++g) {
+    const auto& group = request.groups(g);
+    const int e = group.expert();
+    if (!seen.insert(e).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expert ", e, " appears twice in the request for layer ", layer));
+    }
+    if (!experts_->Hosts(layer, e)) {
+      return absl::NotFoundError(absl::StrCat("expert ", rpc::PairName(layer, e),
+                                              " (layer:expert) is not hosted by shard \"",
+                                              options_.shard_name, "\""));
+    }
+    absl::StatusOr<DType> dtype = rpc::FromProtoDType(group.x().dtype());
+    absl::StatusOr<Tensor> x = dtype.ok() ? rpc::DecodeTensor(group.x(), config_.hidden_size)
+                                          : absl::StatusOr<Tensor>(dtype.status());
+    if (!x.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rows of expert ", rpc::PairName(layer, e), ": ", x.status().message()));
+    }
+    xs.push_back(*std::move(x));
+    wire.push_back(*dtype);
+  }
+  std::vector<Tensor> ys(xs.size());  // [n_g, H] f32 host
+  {
+    absl::MutexLock lock(&compute_mu_);
+    for (size_t g = 0; g < xs.size(); ++g) {
+      ASSIGN_OR_RETURN(ys[g], RunOne(layer, request.groups(g).expert(), xs[g]));
+    }
+  }
+  for (size_t g = 0; g < ys.size(); ++g) {
+    auto* output = response->add_outputs();
+    output->set_expert(request.groups(static_cast<int>(g)).expert());
+    rpc::EncodeTensor(ys[g], wire[g], output->mutable_y());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> ExpertServiceImpl::RunOne(int layer, int expert, const Tensor& x) {
+  const int64_t n = x.dim(0);
+  const int64_t H = config_.hidden_size;
+  if (n == 0) return Tensor::Zeros(DType::kF32, {0, H});
+  if (backend_->device() == Device::kCpu) {
+    Tensor y = Tensor::Zeros(DType::kF32, {n, H});
+    RETURN_IF_ERROR(experts_->RunExpert(layer, expert, x, &y));
+    return y;
+  }
+  ASSIGN_OR_RETURN(Tensor dx, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
+  ASSIGN_OR_RETURN(Tensor dy, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
+  backend_->Copy(x, &dx);
+  RETURN_IF_ERROR(experts_->RunExpert(layer, expert, dx, &dy));
+  Tensor y = Tensor::Zeros(DType::kF32, {n, H});
+  backend_->Copy(dy, &y);
+  RETURN_IF_ERROR(backend_->Synchronize());
+  return y;
+}
+
+bool ExpertServiceImpl::Register(ComputeReactor* reactor) {
+  absl::MutexLock lock(&streams_mu_);
+  if (draining_) return false;
+  streams_.insert(reactor);
+  return true;
+}
+
+void ExpertServiceImpl::Unregister(ComputeReactor* reactor) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.erase(reactor);
+}
+
+void ExpertServiceImpl::BeginDrain() {
+  std::vector<ComputeReactor*> to_finish;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    draining_ = true;
+    for (ComputeReactor* reactor : streams_) {
+      if (reactor->Drain()) to_finish.push_back(reactor);
+    }
+  }
+  // Outside streams_mu_: Finish may run OnDone (and Unregister) inline.
+  for (ComputeReactor* reactor : to_finish) reactor->FinishNow();
+}
+
+absl::StatusOr<int64_t> ExpertWeightBytes(const model::Checkpoint& checkpoint,
+                                          const model::LocalExperts::HostPredicate& hosts) {
+  const model::JambaConfig& c = checkpoint.config();
+  int64_t bytes = 0;
+  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+    if (c.ffn_kind(layer) != model::FfnKind::kMoe) continue;
+    for (int e = 0; e < c.num_experts; ++e) {
+      if (hosts && !hosts(layer, e)) continue;
+      const std::string scope = absl::StrCat("model.layers.", layer, ".feed_forward.experts.", e);
+      const Shape in_shape = {c.intermediate_size, c.hidden_size};
+      const Shape out_shape = {c.hidden_size, c.intermediate_size};
+      for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) {
+        const Shape& shape = proj[0] == 'd' ? out_shape : in_shape;
+        ASSIGN_OR_RETURN(Tensor w,
+                         checkpoint.Get(absl::StrCat(scope, ".", proj, ".weight"), shape));
+        bytes += static_cast<int64_t>(w.nbytes());
+      }
+    }
+  }
+  return bytes;
+}
+
+}  // namespace jamba::expert

@@ -1,0 +1,92 @@
+// ExpertServiceImpl: the jamba.internal.v1.ExpertService of an expert
+// worker. Compute streams carry tagged requests, each the rows of one MoE
+// layer for some of this worker's experts; every request gets one tagged
+// response (an error response when it is bad, and the stream goes on).
+// Each expert runs once per request over all its rows (one matrix product).
+// Compute runs on the reactor thread, one request at a time per process (the
+// backend is single-threaded). Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "jamba/internal/v1/expert.grpc.pb.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/local_experts.h"
+
+namespace jamba::expert {
+
+using ::jamba::internal::v1::ExpertRequest;
+using ::jamba::internal::v1::ExpertResponse;
+
+struct ExpertServiceOptions {
+  std::string shard_name;    // reported by GetShardInfo
+  int64_t weight_bytes = 0;  // reported by GetShardInfo
+};
+
+class ComputeReactor;
+
+class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::CallbackService {
+ public:
+  // `experts` (the hosted ones) and `backend` (theirs) are not owned and
+  // must outlive the service, which must outlive the grpc::Server it is
+  // registered with (shut that down first).
+  ExpertServiceImpl(const model::JambaConfig& config, model::LocalExperts* experts,
+                    kernels::Backend* backend, ExpertServiceOptions options);
+  ~ExpertServiceImpl() override;
+
+  grpc::ServerBidiReactor<ExpertRequest, ExpertResponse>* Compute(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetShardInfo(
+      grpc::CallbackServerContext* context, const ::jamba::internal::v1::ShardInfoRequest* request,
+      ::jamba::internal::v1::ShardInfoResponse* response) override;
+
+  // The response to one request: the outputs, or error_code/message.
+  ExpertResponse Handle(const ExpertRequest& request);
+
+  // For shutdown: every open Compute stream ends (status OK) once the
+  // requests it has read are answered; new streams end at once.
+  void BeginDrain();
+
+  // "layer:expert" of every hosted expert, ascending.
+  const std::vector<std::string>& hosted() const { return hosted_; }
+
+ private:
+  friend class ComputeReactor;
+
+  // Validates and computes; fills response->outputs.
+  absl::Status HandleInto(const ExpertRequest& request, ExpertResponse* response);
+  // y[n, H] = Expert_{layer, expert}(x[n, H]); host tensors in and out.
+  absl::StatusOr<Tensor> RunOne(int layer, int expert, const Tensor& x)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(compute_mu_);
+  // Registers a new stream; false when draining (the stream must end).
+  bool Register(ComputeReactor* reactor);
+  void Unregister(ComputeReactor* reactor);
+
+  const model::JambaConfig config_;
+  model::LocalExperts* const experts_;
+  kernels::Backend* const backend_;
+  const ExpertServiceOptions options_;
+  std::vector<std::string> hosted_;
+
+  absl::Mutex compute_mu_;  // experts_ and backend_: one caller at a time
+
+  absl::Mutex streams_mu_;
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
+  absl::flat_hash_set<ComputeReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+};
+
+// Bytes of the checkpoint's expert weights that `hosts` selects.
+absl::StatusOr<int64_t> ExpertWeightBytes(const model::Checkpoint& checkpoint,
+                                          const model::LocalExperts::HostPredicate& hosts);
+
+}  // namespace jamba::expert

@@ -1,0 +1,249 @@
+#include "router/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "router/detokenizer.h"
+#include "router/sampler.h"
+#include "router/stop_matcher.h"
+
+namespace jamba::router {
+
+class Engine::Handle {
+ public:
+  std::atomic<bool> cancelled{false};
+};
+
+struct Engine::Sequence {
+  uint64_t id = 0;
+  GenerationRequest request;
+  GenerationObserver* observer = nullptr;
+  std::shared_ptr<Handle> handle;
+  size_t prefilled = 0;  // prompt tokens fed so far
+  std::vector<int32_t> output;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<Detokenizer> detokenizer;  // null without a tokenizer
+  std::unique_ptr<StopMatcher> stop;
+  absl::Time started;
+  absl::Time first_token;
+  bool done = false;
+};
+
+Engine::Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options)
+    : mixer_(mixer), tokenizer_(tokenizer), options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    shutdown_ = true;
+  }
+  thread_.join();
+}
+
+absl::StatusOr<std::shared_ptr<Engine::Handle>> Engine::Submit(GenerationRequest request,
+                                                               GenerationObserver* observer) {
+  auto seq = std::make_unique<Sequence>();
+  seq->request = std::move(request);
+  seq->observer = observer;
+  seq->handle = std::make_shared<Handle>();
+  seq->sampler = std::make_unique<Sampler>(seq->request.sampling, seq->request.prompt);
+  if (tokenizer_ != nullptr) {
+    seq->detokenizer = std::make_unique<Detokenizer>(tokenizer_, seq->request.prompt);
+  }
+  seq->stop = std::make_unique<StopMatcher>(seq->request.sampling.stop);
+  std::shared_ptr<Handle> handle = seq->handle;
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("the router is shutting down");
+  if (static_cast<int>(waiting_.size()) >= options_.max_waiting) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the waiting queue is full (", options_.max_waiting, " requests)"));
+  }
+  seq->id = next_id_++;
+  waiting_.push_back(std::move(seq));
+  return handle;
+}
+
+void Engine::Cancel(const std::shared_ptr<Handle>& handle) {
+  handle->cancelled.store(true);
+}
+
+void Engine::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+}
+
+int Engine::num_waiting() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(waiting_.size());
+}
+
+void Engine::Loop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !waiting_.empty() || !running_.empty();
+      };
+      mu_.Await(absl::Condition(&has_work));
+      if (stopping_) break;
+    }
+    AdmitWaiting();
+    Step();
+  }
+  for (auto& seq : running_) Fail(*seq, absl::CancelledError("the router is shutting down"));
+  running_.clear();
+  absl::MutexLock lock(&mu_);
+  for (auto& seq : waiting_) seq->observer->OnError(absl::CancelledError("the router is shutting down"));
+  waiting_.clear();
+}
+
+void Engine::AdmitWaiting() {
+  while (static_cast<int>(running_.size()) < options_.max_running) {
+    std::unique_ptr<Sequence> seq;
+    {
+      absl::MutexLock lock(&mu_);
+      if (waiting_.empty()) break;
+      seq = std::move(waiting_.front());
+      waiting_.pop_front();
+    }
+    seq->started = absl::Now();
+    if (seq->handle->cancelled.load()) {
+      seq->observer->OnError(absl::CancelledError("cancelled by the client"));
+      continue;
+    }
+    if (seq->started >= seq->request.deadline) {
+      seq->observer->OnError(absl::DeadlineExceededError("the deadline passed while queued"));
+      continue;
+    }
+    absl::Status added = mixer_->AddSequence(seq->id);
+    if (!added.ok()) {
+      seq->observer->OnError(added);
+      continue;
+    }
+    running_.push_back(std::move(seq));
+  }
+  running_count_.store(static_cast<int>(running_.size()));
+}
+
+bool Engine::Step() {
+  const absl::Time now = absl::Now();
+  for (auto& seq : running_) {
+    if (seq->handle->cancelled.load()) Fail(*seq, absl::CancelledError("cancelled by the client"));
+    if (now >= seq->request.deadline) {
+      Fail(*seq, absl::DeadlineExceededError("the deadline passed during generation"));
+    }
+  }
+  // Decoding sequences take one token each; prompts share what is left.
+  std::vector<mixer::MixerStep> steps;
+  std::vector<Sequence*> stepped;
+  int64_t budget = options_.max_step_tokens;
+  for (auto& seq : running_) {
+    if (seq->done || seq->prefilled < seq->request.prompt.size()) continue;
+    steps.push_back({seq->id, absl::MakeConstSpan(&seq->output.back(), 1)});
+    stepped.push_back(seq.get());
+    --budget;
+  }
+  for (auto& seq : running_) {
+    if (seq->done || seq->prefilled >= seq->request.prompt.size()) continue;
+    if (budget <= 0 && !steps.empty()) break;
+    const size_t n = std::min<size_t>(seq->request.prompt.size() - seq->prefilled,
+                                      static_cast<size_t>(std::max<int64_t>(budget, 1)));
+    steps.push_back({seq->id, absl::MakeConstSpan(seq->request.prompt).subspan(seq->prefilled, n)});
+    stepped.push_back(seq.get());
+    budget -= static_cast<int64_t>(n);
+  }
+  if (!steps.empty()) {
+    absl::StatusOr<Tensor> logits = mixer_->Forward(steps);
+    const int64_t V = mixer_->config().vocab_size;
+    for (size_t i = 0; i < stepped.size(); ++i) {
+      Sequence& seq = *stepped[i];
+      if (!logits.ok()) {
+        Fail(seq, logits.status());
+        continue;
+      }
+      if (seq.prefilled < seq.request.prompt.size()) {
+        seq.prefilled += steps[i].tokens.size();
+        if (seq.prefilled < seq.request.prompt.size()) continue;
+      }
+      Emit(seq, logits->data<float>() + i * V);
+    }
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [](const std::unique_ptr<Sequence>& s) { return s->done; }),
+                 running_.end());
+  running_count_.store(static_cast<int>(running_.size()));
+  return !steps.empty();
+}
+
+void Engine::Emit(Sequence& seq, const float* logits) {
+  const model::JambaConfig& config = mixer_->config();
+  const SamplingOptions& o = seq.request.sampling;
+  absl::StatusOr<SampleResult> sampled =
+      seq.sampler->Sample(absl::MakeConstSpan(logits, config.vocab_size));
+  if (!sampled.ok()) return Fail(seq, sampled.status());
+  GeneratedToken token;
+  token.id = sampled->token;
+  token.logprob = sampled->logprob;
+  token.top = std::move(sampled->top);
+  if (seq.output.empty()) seq.first_token = absl::Now();
+  seq.output.push_back(token.id);
+
+  std::string text = seq.detokenizer ? seq.detokenizer->Add(token.id) : std::string();
+  StopMatcher::Result stop = seq.stop->Feed(text);
+  seq.observer->OnTokens({token}, stop.text);
+  if (stop.matched) return Finish(seq, FinishReason::kStopSequence, stop.stop);
+  if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), token.id) !=
+      o.stop_token_ids.end()) {
+    return Finish(seq, FinishReason::kStopToken);
+  }
+  if (!o.ignore_eos && config.is_eos(token.id)) return Finish(seq, FinishReason::kEos);
+  if (static_cast<int>(seq.output.size()) >= o.max_new_tokens) {
+    return Finish(seq, FinishReason::kLength);
+  }
+  if (static_cast<int64_t>(seq.request.prompt.size() + seq.output.size()) >=
+      config.max_position_embeddings) {
+    return Finish(seq, FinishReason::kContextLimit);
+  }
+}
+
+void Engine::Finish(Sequence& seq, FinishReason reason, const std::string& stop) {
+  if (reason != FinishReason::kStopSequence) {
+    std::string rest = seq.detokenizer ? seq.detokenizer->Flush() : std::string();
+    StopMatcher::Result tail = seq.stop->Feed(rest);
+    std::string text = tail.text + (tail.matched ? std::string() : seq.stop->Flush());
+    if (tail.matched) {
+      reason = FinishReason::kStopSequence;
+    }
+    if (!text.empty()) seq.observer->OnTokens({}, text);
+    if (tail.matched) return Finish(seq, reason, tail.stop);
+  }
+  const absl::Time now = absl::Now();
+  FinishInfo info;
+  info.reason = reason;
+  info.matched_stop = stop;
+  info.prompt_tokens = static_cast<int>(seq.request.prompt.size());
+  info.completion_tokens = static_cast<int>(seq.output.size());
+  info.queue_time = seq.started - seq.request.arrival;
+  info.first_token_time = seq.first_token - seq.request.arrival;
+  info.total_time = now - seq.request.arrival;
+  info.seed = seq.request.sampling.seed;
+  Release(seq);
+  seq.observer->OnFinish(info);
+}
+
+void Engine::Fail(Sequence& seq, const absl::Status& status) {
+  if (seq.done) return;
+  Release(seq);
+  seq.observer->OnError(status);
+}
+
+void Engine::Release(Sequence& seq) {
+  seq.done = true;
+  mixer_->ReleaseSequence(seq.id);
+}
+
+}  // namespace jamba::router

@@ -1,0 +1,80 @@
+// jamba-router: the public Jamba generation service.
+//
+// Loads the checkpoint's mixer half (or everything, without --experts),
+// connects to the expert shards, serves jamba.v1.JambaService plus gRPC
+// health and reflection. Flags only; the work is in the libraries.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "router/router_server.h"
+
+ABSL_FLAG(std::string, model, "", "checkpoint directory (config.json + safetensors)");
+ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
+ABSL_FLAG(int, port, 0, "port to listen on (0: pick a free one)");
+ABSL_FLAG(std::string, experts, "",
+          "remote expert shards: comma-separated shards, each a |-separated list of replica "
+          "targets; expert e of every MoE layer goes to shard e mod S. Empty: in-process");
+ABSL_FLAG(std::string, placement, "", "expert placement map (JSON) instead of --experts");
+ABSL_FLAG(std::string, tokenizer, "", "SentencePiece model (default: <model>/tokenizer.model)");
+ABSL_FLAG(std::string, backend, "cpu", "cpu, cuda or auto");
+ABSL_FLAG(int, max_running, 32, "sequences in the running batch");
+ABSL_FLAG(int, max_waiting, 256, "queued requests before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_step_tokens, 256, "prompt + decode tokens per engine step");
+ABSL_FLAG(int, max_new_tokens_limit, 4096, "largest accepted sampling.max_new_tokens");
+ABSL_FLAG(int, expert_timeout_ms, 30000, "deadline of one expert call");
+ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void HandleSignal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("jamba-router --model DIR [--experts host:port,...] [flags]");
+  absl::ParseCommandLine(argc, argv);
+
+  jamba::router::RouterOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.listen_address = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.backend = absl::GetFlag(FLAGS_backend);
+  options.tokenizer_path = absl::GetFlag(FLAGS_tokenizer);
+  options.placement_path = absl::GetFlag(FLAGS_placement);
+  for (absl::string_view shard : absl::StrSplit(absl::GetFlag(FLAGS_experts), ',', absl::SkipEmpty())) {
+    options.expert_shards.push_back(absl::StrSplit(shard, '|', absl::SkipEmpty()));
+  }
+  options.engine.max_running = absl::GetFlag(FLAGS_max_running);
+  options.engine.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  options.engine.max_step_tokens = absl::GetFlag(FLAGS_max_step_tokens);
+  options.max_new_tokens_limit = absl::GetFlag(FLAGS_max_new_tokens_limit);
+  options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+
+  absl::StatusOr<std::unique_ptr<jamba::router::RouterServer>> server =
+      jamba::router::RouterServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "jamba-router: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("jamba-router listening on %s:%d\n", options.listen_address.c_str(),
+              (*server)->port());
+  std::fflush(stdout);
+
+  std::signal(SIGTERM, HandleSignal);
+  std::signal(SIGINT, HandleSignal);
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::fprintf(stderr, "jamba-router: draining (up to %d s)\n", absl::GetFlag(FLAGS_drain_seconds));
+  const bool drained = (*server)->Drain(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  std::fprintf(stderr, "jamba-router: stopped%s\n", drained ? "" : " (calls were cut off)");
+  return drained ? 0 : 2;
+}

@@ -1,0 +1,140 @@
+#include "router/router_server.h"
+
+#include <cstdio>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "model/config.h"
+#include "router/tokenizer_sentencepiece.h"
+#include "rpc/expert_placement.h"
+
+namespace jamba::router {
+namespace {
+
+constexpr char kServiceName[] = "jamba.v1.JambaService";
+
+absl::StatusOr<kernels::BackendKind> ParseBackend(const std::string& name) {
+  if (name == "cpu") return kernels::BackendKind::kCpu;
+  if (name == "cuda") return kernels::BackendKind::kCuda;
+  if (name == "auto") return kernels::BackendKind::kAuto;
+  return absl::InvalidArgumentError(absl::StrCat("--backend: unknown backend '", name, "'"));
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "jamba-router: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOptions& options) {
+  std::unique_ptr<RouterServer> r(new RouterServer());
+  if (options.model_dir.empty()) return absl::InvalidArgumentError("--model is required");
+  mixer::MixerOptions mixer_options;
+  mixer_options.model_dir = options.model_dir;
+  ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
+  mixer_options.expert_timeout = options.expert_timeout;
+  ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(options.model_dir));
+  if (!options.placement_path.empty()) {
+    ASSIGN_OR_RETURN(rpc::ExpertPlacement placement,
+                     rpc::ExpertPlacement::Load(options.placement_path, config));
+    mixer_options.placement = std::make_shared<rpc::ExpertPlacement>(std::move(placement));
+  } else if (!options.expert_shards.empty()) {
+    ASSIGN_OR_RETURN(rpc::ExpertPlacement placement,
+                     rpc::ExpertPlacement::RoundRobin(config, options.expert_shards));
+    mixer_options.placement = std::make_shared<rpc::ExpertPlacement>(std::move(placement));
+  }
+  Log(absl::StrCat("loading ", options.model_dir, " (", config.num_hidden_layers, " layers, ",
+                   mixer_options.placement ? "remote" : "in-process", " experts)"));
+  ASSIGN_OR_RETURN(r->mixer_, mixer::MixerExecutor::Create(mixer_options));
+
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      options.tokenizer_path.empty()
+          ? LoadTokenizerForModel(options.model_dir)
+          : absl::StatusOr<std::unique_ptr<Tokenizer>>(
+                SentencePieceTokenizer::Load(options.tokenizer_path));
+  if (tokenizer.ok()) {
+    r->tokenizer_ = *std::move(tokenizer);
+    Log(absl::StrCat("tokenizer with ", r->tokenizer_->vocab_size(), " tokens"));
+  } else if (options.tokenizer_path.empty() && absl::IsNotFound(tokenizer.status())) {
+    Log("no tokenizer in the checkpoint: accepting token ids only");
+  } else {
+    return tokenizer.status();
+  }
+
+  r->engine_ = std::make_unique<Engine>(r->mixer_.get(), r->tokenizer_.get(), options.engine);
+  RequestLimits limits;
+  limits.context_limit = config.max_position_embeddings;
+  limits.max_new_tokens = static_cast<uint32_t>(options.max_new_tokens_limit);
+  r->service_ = std::make_unique<JambaServiceImpl>(r->engine_.get(), r->mixer_.get(),
+                                                   r->tokenizer_.get(), limits);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.listen_address, ":", options.port),
+                           grpc::InsecureServerCredentials(), &r->port_);
+  builder.RegisterService(r->service_.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  r->server_ = builder.BuildAndStart();
+  if (r->server_ == nullptr || r->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address, ":",
+                                               options.port));
+  }
+  r->SetServing(false);
+  Log("waiting for the expert shards");
+  absl::Status experts = r->mixer_->CheckExperts(absl::Seconds(60));
+  if (!experts.ok()) Log(absl::StrCat("expert shards not ready: ", experts.ToString()));
+  r->SetServing(experts.ok());
+  if (experts.ok()) Log("serving");
+  r->monitor_ = std::thread([raw = r.get(), interval = options.health_interval] {
+    raw->MonitorHealth(interval);
+  });
+  return r;
+}
+
+RouterServer::~RouterServer() {
+  stop_monitor_.Notify();
+  if (monitor_.joinable()) monitor_.join();
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  engine_.reset();
+}
+
+void RouterServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+void RouterServer::MonitorHealth(absl::Duration interval) {
+  bool serving = true;
+  while (!stop_monitor_.WaitForNotificationWithTimeout(interval)) {
+    const absl::Status experts = mixer_->CheckExperts(interval);
+    if (experts.ok() != serving) {
+      serving = experts.ok();
+      Log(serving ? "expert shards answer again: serving"
+                  : absl::StrCat("not serving: ", experts.ToString()));
+    }
+    SetServing(serving);
+  }
+}
+
+bool RouterServer::Drain(absl::Duration budget) {
+  stop_monitor_.Notify();
+  if (monitor_.joinable()) monitor_.join();
+  SetServing(false);
+  engine_->Shutdown();
+  const absl::Time deadline = absl::Now() + budget;
+  while (absl::Now() < deadline && (engine_->num_running() > 0 || engine_->num_waiting() > 0)) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const bool drained = engine_->num_running() == 0 && engine_->num_waiting() == 0;
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  return drained;
+}
+
+}  // namespace jamba::router

@@ -1,0 +1,65 @@
+// RouterServer: assembles the router process — mixer executor, tokenizer,
+// engine, gRPC server with JambaService, health and reflection — and keeps
+// the health status true: NOT_SERVING until the weights are loaded and
+// every expert shard answers, NOT_SERVING again when one stops answering.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "mixer_worker/mixer_executor.h"
+#include "router/engine.h"
+#include "router/jamba_service.h"
+#include "router/tokenizer.h"
+
+namespace jamba::router {
+
+struct RouterOptions {
+  std::string model_dir;
+  std::string listen_address = "127.0.0.1";
+  int port = 0;
+  std::string backend = "cpu";
+  std::string tokenizer_path;  // default: <model_dir>/tokenizer.model if present
+  std::vector<std::vector<std::string>> expert_shards;  // empty: in-process experts
+  std::string placement_path;                           // instead of expert_shards
+  EngineOptions engine;
+  int max_new_tokens_limit = 4096;
+  absl::Duration expert_timeout = absl::Seconds(30);
+  absl::Duration health_interval = absl::Seconds(2);
+};
+
+class RouterServer {
+ public:
+  // Loads, connects and starts listening; progress goes to stderr.
+  static absl::StatusOr<std::unique_ptr<RouterServer>> Start(const RouterOptions& options);
+  ~RouterServer();
+
+  int port() const { return port_; }
+  // NOT_SERVING, stop accepting, let calls finish within `budget`. True
+  // when nothing had to be cut off.
+  bool Drain(absl::Duration budget);
+
+ private:
+  RouterServer() = default;
+  void MonitorHealth(absl::Duration interval);
+  void SetServing(bool serving);
+
+  std::unique_ptr<mixer::MixerExecutor> mixer_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<JambaServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Notification stop_monitor_;
+  std::thread monitor_;
+};
+
+}  // namespace jamba::router

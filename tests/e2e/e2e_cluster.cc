@@ -1,0 +1,98 @@
+#include "tests/e2e/e2e_cluster.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace jamba::testing {
+
+absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
+                                             const std::string& config_overrides) {
+  static int counter = 0;
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/model_variant_", getpid(), "_", counter++);
+  std::filesystem::create_directories(dir);
+  for (const auto& entry : std::filesystem::directory_iterator(source)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "config.json") continue;
+    std::filesystem::create_symlink(std::filesystem::absolute(entry.path()), dir + "/" + name);
+  }
+  std::ifstream in(source + "/config.json");
+  nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json overrides = nlohmann::json::parse(config_overrides, nullptr, false);
+  if (!config.is_object() || !overrides.is_object()) {
+    return absl::InvalidArgumentError("bad config or overrides");
+  }
+  config.merge_patch(overrides);
+  std::ofstream(dir + "/config.json") << config.dump(2);
+  return dir;
+}
+
+absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
+                                 const std::vector<std::string>& router_flags) {
+  std::ifstream in(model_dir + "/config.json");
+  nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+  const int num_experts = config.value("num_experts", 1);
+  for (int w = 0; w < workers; ++w) {
+    std::vector<std::string> experts;
+    for (int e = w; e < num_experts; e += workers) experts.push_back(absl::StrCat(e));
+    auto worker = std::make_unique<Subprocess>();
+    RETURN_IF_ERROR(worker->Start({BinaryDir() + "/expert_worker/jamba-expert-worker", "--model",
+                                   model_dir, "--port", "0", "--experts",
+                                   absl::StrJoin(experts, ",")}));
+    ASSIGN_OR_RETURN(std::string address, worker->WaitForAddress());
+    worker_addresses_.push_back(address);
+    workers_.push_back(std::move(worker));
+  }
+  std::vector<std::string> argv = {BinaryDir() + "/router/jamba-router", "--model", model_dir,
+                                   "--port", "0"};
+  if (workers > 0) {
+    argv.push_back("--experts");
+    argv.push_back(absl::StrJoin(worker_addresses_, ","));
+  }
+  argv.insert(argv.end(), router_flags.begin(), router_flags.end());
+  router_ = std::make_unique<Subprocess>();
+  RETURN_IF_ERROR(router_->Start(argv));
+  ASSIGN_OR_RETURN(router_address_, router_->WaitForAddress());
+  return WaitServing(absl::Seconds(60));
+}
+
+void LocalCluster::Stop() {
+  if (router_) router_->Stop();
+  for (auto& worker : workers_) worker->Stop();
+}
+
+std::unique_ptr<jamba::v1::JambaService::Stub> LocalCluster::NewStub() const {
+  return jamba::v1::JambaService::NewStub(
+      grpc::CreateChannel(router_address_, grpc::InsecureChannelCredentials()));
+}
+
+absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(router_address_, grpc::InsecureChannelCredentials()));
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&context, request, &response);
+    if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    last = status.ok() ? "NOT_SERVING" : status.error_message();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("router not serving: ", last));
+}
+
+}  // namespace jamba::testing

@@ -1,0 +1,329 @@
+// End to end: a router with 2 expert-worker processes against a router with
+// in-process experts, over the bundled tiny model (its config adjusted so
+// that EOS and the context limit are reachable in a few tokens).
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "jamba/internal/v1/expert.grpc.pb.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
+#include "model/greedy.h"
+#include "model/jamba_model.h"
+#include "router/tokenizer.h"
+#include "router/tokenizer_sentencepiece.h"
+#include "tests/e2e/e2e_cluster.h"
+#include "tests/testing/fixtures.h"
+
+namespace jamba {
+namespace {
+
+using jamba::v1::GenerateRequest;
+using jamba::v1::GenerateResponse;
+
+const char* const kPrompts[] = {
+    "The little robot walked into the garden and",
+    "Once upon a time",
+    "12345 apples, 678 pears",
+};
+
+struct Shared {
+  std::string model_dir;
+  std::vector<int32_t> eos_prompt;  // greedy continuation of kPrompts[0] hits `eos` at step 4
+  int32_t eos = 0;
+  testing::LocalCluster remote;     // 2 expert workers
+  testing::LocalCluster local;      // experts in the router
+  bool ready = false;
+};
+Shared* shared = nullptr;
+
+class GenerateE2ETest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    shared = new Shared();
+    const std::string tiny = testing::SourceDir() + "/tests/testdata/tiny_model";
+    // Find the greedy continuation of the first prompt to pick an EOS id.
+    auto tokenizer = router::SentencePieceTokenizer::Load(tiny + "/tokenizer.model");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    auto ids = (*tokenizer)->Encode(kPrompts[0], true);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    auto backend = kernels::CreateBackend(kernels::BackendKind::kCpu).value();
+    auto checkpoint = model::Checkpoint::Open(tiny).value();
+    auto model = model::JambaModel::Load(*checkpoint, backend.get()).value();
+    model::GreedyOptions options;
+    options.max_new_tokens = 8;
+    options.stop_at_eos = false;
+    options.max_new_tokens = 24;
+    auto greedy = model::GenerateGreedy(*model, *ids, options).value();
+    // The first token from step 4 on that did not occur before it.
+    for (size_t i = 4; i < greedy.size() && shared->eos == 0; ++i) {
+      if (std::find(greedy.begin(), greedy.begin() + i, greedy[i]) == greedy.begin() + i) {
+        shared->eos = greedy[i];
+      }
+    }
+    ASSERT_NE(shared->eos, 0) << "no fresh token in the greedy continuation";
+    shared->eos_prompt = *ids;
+    auto variant = testing::MakeModelVariant(
+        tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
+                           R"(], "max_position_embeddings": 96})"));
+    ASSERT_TRUE(variant.ok()) << variant.status();
+    shared->model_dir = *variant;
+    absl::Status remote = shared->remote.Start(shared->model_dir, 2);
+    ASSERT_TRUE(remote.ok()) << remote;
+    absl::Status local = shared->local.Start(shared->model_dir, 0);
+    ASSERT_TRUE(local.ok()) << local;
+    shared->ready = true;
+  }
+  // A failed suite setup must fail every test, not skip it.
+  void SetUp() override { ASSERT_TRUE(shared != nullptr && shared->ready) << "cluster setup failed"; }
+
+  static void TearDownTestSuite() {
+    shared->remote.Stop();
+    shared->local.Stop();
+    delete shared;
+  }
+
+  static GenerateRequest Greedy(const std::string& text, int max_new_tokens) {
+    GenerateRequest request;
+    request.set_text(text);
+    request.mutable_sampling()->set_temperature(0);
+    request.mutable_sampling()->set_max_new_tokens(max_new_tokens);
+    request.mutable_sampling()->set_ignore_eos(true);
+    request.mutable_sampling()->set_logprobs(3);
+    return request;
+  }
+
+  static grpc::Status Call(testing::LocalCluster& cluster, const GenerateRequest& request,
+                           GenerateResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return cluster.NewStub()->Generate(&context, request, response);
+  }
+
+  // Streams a request; returns the chunks' text, ids and the final message.
+  static grpc::Status Stream(const GenerateRequest& request, std::string* text,
+                             std::vector<int32_t>* ids, jamba::v1::GenerateFinal* final,
+                             int* messages_after_final) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto stub = shared->remote.NewStub();
+    auto reader = stub->GenerateStream(&context, request);
+    jamba::v1::GenerateStreamResponse message;
+    bool got_final = false;
+    *messages_after_final = 0;
+    while (reader->Read(&message)) {
+      if (got_final) ++*messages_after_final;
+      if (message.has_chunk()) {
+        text->append(message.chunk().text());
+        ids->insert(ids->end(), message.chunk().token_ids().begin(),
+                    message.chunk().token_ids().end());
+      } else {
+        got_final = true;
+        *final = message.final();
+      }
+    }
+    return reader->Finish();
+  }
+};
+
+TEST_F(GenerateE2ETest, RemoteExpertsMatchInProcessEngineExactly) {
+  for (const char* prompt : kPrompts) {
+    GenerateResponse remote, local;
+    ASSERT_TRUE(Call(shared->remote, Greedy(prompt, 12), &remote).ok());
+    ASSERT_TRUE(Call(shared->local, Greedy(prompt, 12), &local).ok());
+    ASSERT_EQ(remote.token_ids_size(), 12);
+    EXPECT_EQ(std::vector<int32_t>(remote.token_ids().begin(), remote.token_ids().end()),
+              std::vector<int32_t>(local.token_ids().begin(), local.token_ids().end()))
+        << prompt;
+    EXPECT_EQ(remote.text(), local.text());
+    ASSERT_EQ(remote.tokens_size(), local.tokens_size());
+    for (int i = 0; i < remote.tokens_size(); ++i) {
+      EXPECT_EQ(remote.tokens(i).logprob(), local.tokens(i).logprob()) << prompt << " token " << i;
+      ASSERT_EQ(remote.tokens(i).top_logprobs_size(), 3);
+      EXPECT_EQ(remote.tokens(i).top_logprobs(0).token_id(), remote.tokens(i).token_id());
+      for (int j = 0; j < 3; ++j) {
+        EXPECT_EQ(remote.tokens(i).top_logprobs(j).logprob(), local.tokens(i).top_logprobs(j).logprob());
+      }
+    }
+  }
+}
+
+TEST_F(GenerateE2ETest, GreedyOutputMatchesTheModel) {
+  GenerateRequest request;
+  for (int32_t id : shared->eos_prompt) request.mutable_token_ids()->add_ids(id);
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_max_new_tokens(4);
+  GenerateResponse response;
+  ASSERT_TRUE(Call(shared->remote, request, &response).ok());
+  ASSERT_EQ(response.token_ids_size(), 4);
+  EXPECT_EQ(response.finish_reason(), jamba::v1::FINISH_REASON_LENGTH);
+}
+
+TEST_F(GenerateE2ETest, EachWorkerLoadedOnlyItsExperts) {
+  for (int w = 0; w < 2; ++w) {
+    auto stub = jamba::internal::v1::ExpertService::NewStub(grpc::CreateChannel(
+        shared->remote.worker_addresses()[w], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    jamba::internal::v1::ShardInfoResponse info;
+    ASSERT_TRUE(stub->GetShardInfo(&context, {}, &info).ok());
+    ASSERT_FALSE(info.experts().empty());
+    for (const std::string& pair : info.experts()) {
+      const int expert = std::stoi(pair.substr(pair.find(':') + 1));
+      EXPECT_EQ(expert % 2, w) << pair;
+    }
+  }
+}
+
+TEST_F(GenerateE2ETest, StreamingDeliversChunksInOrderThenOneFinal) {
+  GenerateResponse unary;
+  ASSERT_TRUE(Call(shared->remote, Greedy(kPrompts[1], 16), &unary).ok());
+  std::string text;
+  std::vector<int32_t> ids;
+  jamba::v1::GenerateFinal final;
+  int after_final = 0;
+  ASSERT_TRUE(Stream(Greedy(kPrompts[1], 16), &text, &ids, &final, &after_final).ok());
+  EXPECT_EQ(text, unary.text());
+  EXPECT_EQ(ids, std::vector<int32_t>(unary.token_ids().begin(), unary.token_ids().end()));
+  EXPECT_EQ(after_final, 0);
+  EXPECT_EQ(final.finish_reason(), jamba::v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(final.usage().completion_tokens(), 16u);
+  EXPECT_GT(final.usage().prompt_tokens(), 0u);
+}
+
+TEST_F(GenerateE2ETest, EveryFinishReason) {
+  GenerateRequest base;
+  for (int32_t id : shared->eos_prompt) base.mutable_token_ids()->add_ids(id);
+  base.mutable_sampling()->set_temperature(0);
+  base.mutable_sampling()->set_max_new_tokens(20);
+  GenerateResponse full;
+  {
+    GenerateRequest r = base;
+    r.mutable_sampling()->set_ignore_eos(true);
+    r.mutable_sampling()->set_max_new_tokens(6);
+    ASSERT_TRUE(Call(shared->remote, r, &full).ok());
+    EXPECT_EQ(full.finish_reason(), jamba::v1::FINISH_REASON_LENGTH);
+  }
+  {
+    GenerateResponse eos;
+    ASSERT_TRUE(Call(shared->remote, base, &eos).ok());
+    EXPECT_EQ(eos.finish_reason(), jamba::v1::FINISH_REASON_EOS);
+    EXPECT_EQ(eos.token_ids(eos.token_ids_size() - 1), shared->eos);
+  }
+  {
+    GenerateRequest r = base;
+    r.mutable_sampling()->set_ignore_eos(true);
+    r.mutable_sampling()->add_stop_token_ids(full.token_ids(2));
+    GenerateResponse stop_token;
+    ASSERT_TRUE(Call(shared->remote, r, &stop_token).ok());
+    EXPECT_EQ(stop_token.finish_reason(), jamba::v1::FINISH_REASON_STOP_TOKEN);
+    EXPECT_LE(stop_token.token_ids_size(), 3);
+  }
+  {
+    // A stop string taken from the middle of the greedy text is never emitted.
+    GenerateRequest r = base;
+    r.mutable_sampling()->set_ignore_eos(true);
+    r.mutable_sampling()->set_max_new_tokens(6);
+    ASSERT_GE(full.text().size(), 4u);
+    const std::string stop = full.text().substr(full.text().size() / 2, 2);
+    r.mutable_sampling()->add_stop(stop);
+    GenerateResponse stopped;
+    ASSERT_TRUE(Call(shared->remote, r, &stopped).ok());
+    EXPECT_EQ(stopped.finish_reason(), jamba::v1::FINISH_REASON_STOP_SEQUENCE);
+    EXPECT_EQ(stopped.matched_stop(), stop);
+    EXPECT_EQ(stopped.text(), full.text().substr(0, full.text().find(stop)));
+  }
+  {
+    GenerateRequest r = base;
+    r.mutable_sampling()->set_ignore_eos(true);
+    r.mutable_sampling()->set_max_new_tokens(200);
+    GenerateResponse limit;
+    ASSERT_TRUE(Call(shared->remote, r, &limit).ok());
+    EXPECT_EQ(limit.finish_reason(), jamba::v1::FINISH_REASON_CONTEXT_LIMIT);
+    EXPECT_EQ(limit.usage().total_tokens(), 96u);
+  }
+}
+
+TEST_F(GenerateE2ETest, SameSeedSameText) {
+  GenerateRequest r;
+  r.set_text(kPrompts[0]);
+  r.mutable_sampling()->set_temperature(1.0f);
+  r.mutable_sampling()->set_max_new_tokens(24);
+  r.mutable_sampling()->set_ignore_eos(true);
+  r.mutable_sampling()->set_seed(1234);
+  GenerateResponse a, b, c;
+  ASSERT_TRUE(Call(shared->remote, r, &a).ok());
+  ASSERT_TRUE(Call(shared->local, r, &b).ok());
+  r.mutable_sampling()->set_seed(99);
+  ASSERT_TRUE(Call(shared->remote, r, &c).ok());
+  EXPECT_EQ(a.text(), b.text());
+  EXPECT_EQ(std::vector<int32_t>(a.token_ids().begin(), a.token_ids().end()),
+            std::vector<int32_t>(b.token_ids().begin(), b.token_ids().end()));
+  EXPECT_NE(std::vector<int32_t>(a.token_ids().begin(), a.token_ids().end()),
+            std::vector<int32_t>(c.token_ids().begin(), c.token_ids().end()));
+  EXPECT_EQ(a.seed(), 1234u);
+}
+
+struct BadRequest {
+  const char* name;
+  void (*mutate)(GenerateRequest*);
+  const char* field;
+};
+
+const BadRequest kBadRequests[] = {
+    {"no input", [](GenerateRequest* r) { r->clear_input(); }, "input"},
+    {"empty ids", [](GenerateRequest* r) { r->mutable_token_ids(); }, "input"},
+    {"id out of vocab", [](GenerateRequest* r) { r->mutable_token_ids()->add_ids(1 << 20); }, "token_ids"},
+    {"negative id", [](GenerateRequest* r) { r->mutable_token_ids()->add_ids(-1); }, "token_ids"},
+    {"zero max_new_tokens", [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(0); }, "max_new_tokens"},
+    {"huge max_new_tokens", [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(1u << 30); }, "max_new_tokens"},
+    {"negative temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); }, "temperature"},
+    {"nan temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(NAN); }, "temperature"},
+    {"top_p zero", [](GenerateRequest* r) { r->mutable_sampling()->set_top_p(0); }, "top_p"},
+    {"top_p above one", [](GenerateRequest* r) { r->mutable_sampling()->set_top_p(1.5f); }, "top_p"},
+    {"min_p negative", [](GenerateRequest* r) { r->mutable_sampling()->set_min_p(-0.1f); }, "min_p"},
+    {"repetition zero", [](GenerateRequest* r) { r->mutable_sampling()->set_repetition_penalty(0); }, "repetition_penalty"},
+    {"presence too big", [](GenerateRequest* r) { r->mutable_sampling()->set_presence_penalty(3); }, "presence_penalty"},
+    {"frequency too small", [](GenerateRequest* r) { r->mutable_sampling()->set_frequency_penalty(-3); }, "frequency_penalty"},
+    {"empty stop", [](GenerateRequest* r) { r->mutable_sampling()->add_stop(""); }, "stop"},
+    {"too many stops", [](GenerateRequest* r) { for (int i = 0; i < 17; ++i) r->mutable_sampling()->add_stop("x"); }, "stop"},
+    {"stop token out of vocab", [](GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); }, "stop_token_ids"},
+    {"too many logprobs", [](GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); }, "logprobs"},
+    {"prompt over context", [](GenerateRequest* r) { for (int i = 0; i < 200; ++i) r->mutable_token_ids()->add_ids(5); }, "input"},
+};
+
+TEST_F(GenerateE2ETest, InvalidFieldsGiveInvalidArgumentNamingTheField) {
+  for (const BadRequest& bad : kBadRequests) {
+    GenerateRequest r;
+    r.set_text("hello");
+    bad.mutate(&r);
+    GenerateResponse response;
+    grpc::Status status = Call(shared->remote, r, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.name;
+    EXPECT_NE(status.error_message().find(bad.field), std::string::npos)
+        << bad.name << ": " << status.error_message();
+  }
+}
+
+TEST_F(GenerateE2ETest, ModelInfoAndCountTokens) {
+  auto stub = shared->remote.NewStub();
+  grpc::ClientContext context;
+  jamba::v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&context, {}, &info).ok());
+  EXPECT_EQ(info.context_limit(), 96u);
+  EXPECT_EQ(info.expert_shards_size(), 2);
+  EXPECT_EQ(info.tokenizer(), "sentencepiece");
+  EXPECT_GT(info.layers_size(), 0);
+  grpc::ClientContext count_context;
+  jamba::v1::CountTokensRequest count;
+  count.set_text(kPrompts[0]);
+  jamba::v1::CountTokensResponse counted;
+  ASSERT_TRUE(stub->CountTokens(&count_context, count, &counted).ok());
+  EXPECT_EQ(counted.count(), shared->eos_prompt.size());
+}
+
+}  // namespace
+}  // namespace jamba
