@@ -27,8 +27,7 @@ function(jamba_add_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
   gtest_discover_tests(${name}
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
-    DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT "JAMBA_SOURCE_DIR=${PROJECT_SOURCE_DIR};JAMBA_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # jamba_grpc_proto_library(<target> <import_dir> <file.proto>...): runs protoc

@@ -53,8 +53,9 @@ std::string Detokenizer::Add(int32_t id) {
   const std::string fresh = NewBytes();
   const size_t stable = Utf8StableLength(fresh);
   std::string out;
-  if (stable > emitted_)
+  if (stable > emitted_) {
     out = SanitizeUtf8(absl::string_view(fresh).substr(emitted_, stable - emitted_));
+  }
   if (stable < fresh.size()) {
     emitted_ = std::max(emitted_, stable);  // wait for the rest of the character
     return out;

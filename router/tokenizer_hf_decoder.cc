@@ -1,6 +1,5 @@
 #include "router/tokenizer_hf_decoder.h"
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -8,20 +7,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "router/tokenizer_util.h"
 
 namespace jamba::router {
 namespace {
-
-// "<0x41>" -> 0x41; -1 if `token` is not a byte token.
-int TokenToByte(absl::string_view token) {
-  unsigned value = 0;
-  char tail = 0;
-  if (token.size() != 6 || !absl::StartsWith(token, "<0x")) return -1;
-  if (std::sscanf(std::string(token).c_str(), "<0x%2X%c", &value, &tail) != 2 || tail != '>') {
-    return -1;
-  }
-  return static_cast<int>(value);
-}
 
 // HF Strip: removes up to `start` leading and `stop` trailing copies of `c`.
 void StripChar(absl::string_view c, int start, int stop, std::string* s) {
@@ -44,7 +33,7 @@ std::string ApplyHfDecoder(const HfTokenizerSpec& spec, std::vector<std::string>
         break;
       case HfDecoderStep::Kind::kByteFallback:
         for (std::string& t : tokens) {
-          if (const int b = TokenToByte(t); b >= 0) t = std::string(1, static_cast<char>(b));
+          if (const int b = ParseBytePiece(t); b >= 0) t = std::string(1, static_cast<char>(b));
         }
         break;
       case HfDecoderStep::Kind::kFuse:

@@ -1,6 +1,5 @@
 #include "router/tokenizer_sentencepiece.h"
 
-#include <cstdio>
 #include <optional>
 
 #include "absl/status/status.h"
@@ -16,17 +15,6 @@ namespace jamba::router {
 namespace {
 
 constexpr absl::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581
-
-// "<0x41>" -> 0x41; -1 if `piece` is not a byte piece.
-int PieceToByte(absl::string_view piece) {
-  unsigned value = 0;
-  char tail = 0;
-  if (piece.size() != 6 || !absl::StartsWith(piece, "<0x")) return -1;
-  if (std::sscanf(std::string(piece).c_str(), "<0x%2X%c", &value, &tail) != 2 || tail != '>') {
-    return -1;
-  }
-  return static_cast<int>(value);
-}
 
 }  // namespace
 
@@ -83,7 +71,7 @@ absl::Status SentencePieceTokenizer::Init() {
       unk_id_ = id;
     }
     if (p.type == SpPieceType::kByte) {
-      const int byte = PieceToByte(p.piece);
+      const int byte = ParseBytePiece(p.piece);
       if (byte < 0 || !model_.byte_fallback) {
         return absl::InvalidArgumentError(
             absl::StrCat("byte piece '", p.piece, "' is invalid or byte_fallback is off"));
@@ -236,15 +224,16 @@ absl::StatusOr<std::string> SentencePieceTokenizer::DecodeBytes(
     const SpPiece& p = model_.pieces[id];
     if (p.type == SpPieceType::kByte) {
       if (run == std::string::npos) run = text.size();
-      text.push_back(static_cast<char>(PieceToByte(p.piece)));
+      text.push_back(static_cast<char>(ParseBytePiece(p.piece)));
       continue;
     }
     // Any other piece ends a run of bytes: what is not a character by now
     // never will be (SentencePiece decodes each run on its own). Only a run
     // at the very end stays raw.
-    if (run != std::string::npos)
+    if (run != std::string::npos) {
       text.replace(run, std::string::npos, SanitizeUtf8(text.substr(run)));
-    run = std::string::npos;
+      run = std::string::npos;
+    }
     if (stripped || !text.empty()) at_start = false;
     stripped = false;
     if (p.type == SpPieceType::kControl) continue;

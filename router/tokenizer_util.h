@@ -39,6 +39,9 @@ std::string SanitizeUtf8KeepTail(absl::string_view s);
 // character (at most 3 bytes): the part that more bytes cannot change.
 size_t Utf8StableLength(absl::string_view s);
 
+// The byte of a byte-fallback piece "<0xE2>" (two hex digits), or -1.
+int ParseBytePiece(absl::string_view piece);
+
 // True for the Unicode White_Space code points (Rust's char::is_whitespace).
 bool IsUnicodeWhitespace(char32_t c);
 

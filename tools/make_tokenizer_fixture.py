@@ -217,11 +217,11 @@ def make_goldens(model_path, hf_paths, out_dir):
     variants = {}
     for name, path in make_hf_variants(hf_paths["tokenizer.json"], out_dir).items():
         tok = Tokenizer.from_file(path)
-        cases = []
+        rows = []
         for text in variant_texts:
             ids = tok.encode(text, add_special_tokens=False).ids
-            cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True)})
-        variants[name] = cases
+            rows.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True)})
+        variants[name] = rows
     golden = {
         "hf_variants": variants,
         "vocab_size": sp.get_piece_size(),

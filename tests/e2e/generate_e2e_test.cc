@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "jamba/internal/v1/expert.grpc.pb.h"
+#include "core/status_macros.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
 #include "model/greedy.h"
@@ -33,11 +34,12 @@ const char* const kPrompts[] = {
 
 struct Shared {
   std::string model_dir;
-  std::vector<int32_t> eos_prompt;  // greedy continuation of kPrompts[0] hits `eos` at step 4
+  std::vector<int32_t> eos_prompt;  // kPrompts[0]; its greedy continuation reaches `eos` early
   int32_t eos = 0;
+  std::vector<int32_t> greedy;      // the model's greedy continuation of kPrompts[0]
   testing::LocalCluster remote;     // 2 expert workers
   testing::LocalCluster local;      // experts in the router
-  bool ready = false;
+  absl::Status setup;
 };
 Shared* shared = nullptr;
 
@@ -45,41 +47,41 @@ class GenerateE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     shared = new Shared();
+    shared->setup = StartCluster();
+  }
+
+  // Failing here (instead of asserting in SetUpTestSuite, which gtest
+  // reports as skipped tests) makes every test fail with the reason.
+  void SetUp() override { ASSERT_TRUE(shared->setup.ok()) << shared->setup; }
+
+  static absl::Status StartCluster() {
     const std::string tiny = testing::SourceDir() + "/tests/testdata/tiny_model";
     // Find the greedy continuation of the first prompt to pick an EOS id.
-    auto tokenizer = router::SentencePieceTokenizer::Load(tiny + "/tokenizer.model");
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    auto ids = (*tokenizer)->Encode(kPrompts[0], true);
-    ASSERT_TRUE(ids.ok()) << ids.status();
-    auto backend = kernels::CreateBackend(kernels::BackendKind::kCpu).value();
-    auto checkpoint = model::Checkpoint::Open(tiny).value();
-    auto model = model::JambaModel::Load(*checkpoint, backend.get()).value();
+    ASSIGN_OR_RETURN(auto tokenizer, router::SentencePieceTokenizer::Load(tiny + "/tokenizer.model"));
+    ASSIGN_OR_RETURN(shared->eos_prompt, tokenizer->Encode(kPrompts[0], true));
+    ASSIGN_OR_RETURN(auto backend, kernels::CreateBackend(kernels::BackendKind::kCpu));
+    ASSIGN_OR_RETURN(auto checkpoint, model::Checkpoint::Open(tiny));
+    ASSIGN_OR_RETURN(auto model, model::JambaModel::Load(*checkpoint, backend.get()));
     model::GreedyOptions options;
-    options.max_new_tokens = 8;
-    options.stop_at_eos = false;
     options.max_new_tokens = 24;
-    auto greedy = model::GenerateGreedy(*model, *ids, options).value();
-    // The first token from step 4 on that did not occur before it.
-    for (size_t i = 4; i < greedy.size() && shared->eos == 0; ++i) {
+    options.stop_at_eos = false;
+    ASSIGN_OR_RETURN(std::vector<int32_t> greedy,
+                     model::GenerateGreedy(*model, shared->eos_prompt, options));
+    shared->greedy = greedy;
+    // The first token from step 2 on that did not occur before it.
+    for (size_t i = 2; i < greedy.size() && shared->eos == 0; ++i) {
       if (std::find(greedy.begin(), greedy.begin() + i, greedy[i]) == greedy.begin() + i) {
         shared->eos = greedy[i];
       }
     }
-    ASSERT_NE(shared->eos, 0) << "no fresh token in the greedy continuation";
-    shared->eos_prompt = *ids;
-    auto variant = testing::MakeModelVariant(
-        tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
-                           R"(], "max_position_embeddings": 96})"));
-    ASSERT_TRUE(variant.ok()) << variant.status();
-    shared->model_dir = *variant;
-    absl::Status remote = shared->remote.Start(shared->model_dir, 2);
-    ASSERT_TRUE(remote.ok()) << remote;
-    absl::Status local = shared->local.Start(shared->model_dir, 0);
-    ASSERT_TRUE(local.ok()) << local;
-    shared->ready = true;
+    if (shared->eos == 0) return absl::InternalError("no fresh token in the greedy continuation");
+    ASSIGN_OR_RETURN(shared->model_dir,
+                     testing::MakeModelVariant(
+                         tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
+                                            R"(], "max_position_embeddings": 96})")));
+    RETURN_IF_ERROR(shared->remote.Start(shared->model_dir, 2));
+    return shared->local.Start(shared->model_dir, 0);
   }
-  // A failed suite setup must fail every test, not skip it.
-  void SetUp() override { ASSERT_TRUE(shared != nullptr && shared->ready) << "cluster setup failed"; }
 
   static void TearDownTestSuite() {
     shared->remote.Stop();
@@ -156,10 +158,12 @@ TEST_F(GenerateE2ETest, GreedyOutputMatchesTheModel) {
   GenerateRequest request;
   for (int32_t id : shared->eos_prompt) request.mutable_token_ids()->add_ids(id);
   request.mutable_sampling()->set_temperature(0);
-  request.mutable_sampling()->set_max_new_tokens(4);
+  request.mutable_sampling()->set_max_new_tokens(static_cast<uint32_t>(shared->greedy.size()));
+  request.mutable_sampling()->set_ignore_eos(true);
   GenerateResponse response;
   ASSERT_TRUE(Call(shared->remote, request, &response).ok());
-  ASSERT_EQ(response.token_ids_size(), 4);
+  EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()),
+            shared->greedy);
   EXPECT_EQ(response.finish_reason(), jamba::v1::FINISH_REASON_LENGTH);
 }
 

@@ -27,7 +27,7 @@ std::vector<float> ReadF32(const std::string& path, size_t expected) {
 
 std::string SourceDir() {
   const char* env = std::getenv("JAMBA_SOURCE_DIR");
-  return env != nullptr ? env : std::filesystem::current_path().string();
+  return env != nullptr ? env : JAMBA_SOURCE_DIR_DEFAULT;
 }
 
 std::vector<std::string> ListFixtures() {

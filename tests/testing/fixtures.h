@@ -18,7 +18,7 @@ struct Reference {
   int num_decode_steps = 0;
 };
 
-// The repository root (JAMBA_SOURCE_DIR, else the working directory).
+// The repository root (JAMBA_SOURCE_DIR, else the one this was built from).
 std::string SourceDir();
 // Names of the fixture folders, sorted.
 std::vector<std::string> ListFixtures();

@@ -17,7 +17,7 @@ namespace jamba::testing {
 
 std::string BinaryDir() {
   const char* env = std::getenv("JAMBA_BINARY_DIR");
-  return env != nullptr ? env : "build";
+  return env != nullptr ? env : JAMBA_BINARY_DIR_DEFAULT;
 }
 
 Subprocess::~Subprocess() {

@@ -36,7 +36,8 @@ class Subprocess {
   std::string log_path_;
 };
 
-// The directory holding built binaries (JAMBA_BINARY_DIR, set by CMake).
+// The directory holding built binaries (JAMBA_BINARY_DIR, else the build
+// folder this was built in).
 std::string BinaryDir();
 
 }  // namespace jamba::testing
