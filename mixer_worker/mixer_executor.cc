@@ -32,11 +32,12 @@ absl::Status MixerExecutor::CheckExperts(absl::Duration timeout) {
   return remote_->WaitUntilReady(timeout);
 }
 
-absl::Status MixerExecutor::AddSequence(uint64_t id) {
+absl::Status MixerExecutor::AddSequence(uint64_t id, int64_t reserve_tokens) {
   if (sequences_.contains(id)) {
     return absl::AlreadyExistsError(absl::StrCat("sequence ", id, " already exists"));
   }
   ASSIGN_OR_RETURN(model::SequenceState state, model_->NewSequence());
+  if (reserve_tokens > 0) RETURN_IF_ERROR(state.ReserveKv(reserve_tokens, backend_.get()));
   sequences_[id] = std::make_unique<model::SequenceState>(std::move(state));
   return absl::OkStatus();
 }

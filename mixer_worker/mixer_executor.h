@@ -53,7 +53,9 @@ class MixerExecutor {
   // (always OK in-process).
   absl::Status CheckExperts(absl::Duration timeout);
 
-  absl::Status AddSequence(uint64_t id);
+  // A new sequence with KV cache for `reserve_tokens` tokens allocated up
+  // front (it still grows beyond that if fed more).
+  absl::Status AddSequence(uint64_t id, int64_t reserve_tokens = 0);
   void ReleaseSequence(uint64_t id);
   size_t num_sequences() const { return sequences_.size(); }
   // Tokens consumed so far by a sequence (0 for an unknown id).

@@ -8,6 +8,23 @@
 
 namespace jamba::model {
 
+int64_t SequenceState::FixedBytes(const JambaConfig& c) {
+  int64_t bytes = 0;
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    if (c.mixer_kind(i) != MixerKind::kMamba) continue;
+    bytes += ((c.mamba_d_conv - 1) * c.d_inner() + c.d_inner() * c.mamba_d_state) * 4;
+  }
+  return bytes;
+}
+
+int64_t SequenceState::KvBytesPerToken(const JambaConfig& c) {
+  int64_t layers = 0;
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    if (c.mixer_kind(i) == MixerKind::kAttention) ++layers;
+  }
+  return layers * 2 * c.num_key_value_heads * c.head_dim() * 4;
+}
+
 absl::StatusOr<SequenceState> SequenceState::Create(const JambaConfig& config,
                                                     kernels::Backend* backend) {
   SequenceState state;
@@ -37,8 +54,7 @@ absl::Status SequenceState::ReserveKv(int64_t tokens, kernels::Backend* backend)
                                               max_tokens_));
   }
   if (!has_attention_ || tokens <= kv_capacity_) return absl::OkStatus();
-  const int64_t capacity =
-      std::min(max_tokens_, std::max<int64_t>(tokens, std::max<int64_t>(64, 2 * kv_capacity_)));
+  const int64_t capacity = std::min(max_tokens_, std::max<int64_t>(tokens, 2 * kv_capacity_));
   for (LayerState& layer : layers_) {
     if (layer.mamba.conv.defined()) continue;
     KvCache grown;

@@ -32,6 +32,10 @@ struct LayerState {
 
 class SequenceState {
  public:
+  // Bytes of conv + SSM state per sequence (fixed) and of KV cache per token.
+  static int64_t FixedBytes(const JambaConfig& config);
+  static int64_t KvBytesPerToken(const JambaConfig& config);
+
   // Zero state for `config` on `backend`'s device.
   static absl::StatusOr<SequenceState> Create(const JambaConfig& config, kernels::Backend* backend);
 
@@ -41,6 +45,7 @@ class SequenceState {
   const LayerState& layer(int i) const { return layers_[i]; }
 
   // Makes every KV cache hold at least `tokens` rows, keeping its contents.
+  // The first reservation is exact; later growth doubles.
   absl::Status ReserveKv(int64_t tokens, kernels::Backend* backend);
   // Records that `n` more tokens were consumed.
   void Advance(int64_t n) { length_ += n; }

@@ -27,11 +27,14 @@ struct Engine::Sequence {
   std::unique_ptr<StopMatcher> stop;
   absl::Time started;
   absl::Time first_token;
+  absl::Time last_token;
+  int64_t state_bytes = 0;  // reserved from the pool while running
   bool done = false;
 };
 
-Engine::Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options)
-    : mixer_(mixer), tokenizer_(tokenizer), options_(options) {
+Engine::Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options,
+               Metrics* metrics)
+    : mixer_(mixer), tokenizer_(tokenizer), options_(options), metrics_(metrics) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -56,9 +59,20 @@ absl::StatusOr<std::shared_ptr<Engine::Handle>> Engine::Submit(GenerationRequest
   }
   seq->stop = std::make_unique<StopMatcher>(seq->request.sampling.stop);
   std::shared_ptr<Handle> handle = seq->handle;
+  const int64_t tokens = std::min<int64_t>(
+      seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
+      mixer_->config().max_position_embeddings);
+  seq->state_bytes = StateBytesFor(tokens);
+  if (seq->state_bytes > options_.state_budget_bytes) {
+    if (metrics_) metrics_->CountFailure(FailureReason::kValidation);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt + max_new_tokens = ", tokens, " tokens need ", seq->state_bytes,
+        " bytes of sequence state; the state pool holds ", options_.state_budget_bytes));
+  }
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the router is shutting down");
   if (static_cast<int>(waiting_.size()) >= options_.max_waiting) {
+    if (metrics_) metrics_->CountFailure(FailureReason::kOverloaded);
     return absl::ResourceExhaustedError(
         absl::StrCat("the waiting queue is full (", options_.max_waiting, " requests)"));
   }
@@ -102,31 +116,84 @@ void Engine::Loop() {
 }
 
 void Engine::AdmitWaiting() {
+  // Drop queued requests that were cancelled or ran out of time.
+  std::vector<std::pair<std::unique_ptr<Sequence>, absl::Status>> dropped;
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      absl::Status why;
+      if ((*it)->handle->cancelled.load()) {
+        why = absl::CancelledError("cancelled by the client");
+      } else if (now >= (*it)->request.deadline) {
+        why = absl::DeadlineExceededError("the deadline passed while queued");
+      }
+      if (why.ok()) {
+        ++it;
+        continue;
+      }
+      dropped.emplace_back(std::move(*it), why);
+      it = waiting_.erase(it);
+    }
+  }
+  for (auto& [seq, why] : dropped) {
+    if (metrics_ != nullptr) metrics_->CountFailure(FailureReasonOf(why));
+    seq->observer->OnError(why);
+  }
   while (static_cast<int>(running_.size()) < options_.max_running) {
     std::unique_ptr<Sequence> seq;
     {
       absl::MutexLock lock(&mu_);
       if (waiting_.empty()) break;
+      // First come, first served: the head waits until its state fits.
+      if (state_used_.load() + waiting_.front()->state_bytes > options_.state_budget_bytes) break;
       seq = std::move(waiting_.front());
       waiting_.pop_front();
     }
     seq->started = absl::Now();
-    if (seq->handle->cancelled.load()) {
-      seq->observer->OnError(absl::CancelledError("cancelled by the client"));
-      continue;
-    }
-    if (seq->started >= seq->request.deadline) {
-      seq->observer->OnError(absl::DeadlineExceededError("the deadline passed while queued"));
-      continue;
-    }
-    absl::Status added = mixer_->AddSequence(seq->id);
+    const int64_t reserve = std::min<int64_t>(
+        seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
+        mixer_->config().max_position_embeddings);
+    absl::Status added = mixer_->AddSequence(seq->id, reserve);
     if (!added.ok()) {
+      if (metrics_) metrics_->CountFailure(FailureReasonOf(added));
       seq->observer->OnError(added);
       continue;
     }
+    if (metrics_) metrics_->ObserveQueueTime(absl::ToDoubleSeconds(seq->started - seq->request.arrival));
+    state_used_.fetch_add(seq->state_bytes);
     running_.push_back(std::move(seq));
   }
   running_count_.store(static_cast<int>(running_.size()));
+  PublishGauges();
+}
+
+void Engine::PublishGauges() {
+  if (metrics_ == nullptr) return;
+  metrics_->SetRunning(static_cast<int>(running_.size()));
+  metrics_->SetWaiting(num_waiting());
+  metrics_->SetStatePool(state_used_.load(), options_.state_budget_bytes);
+}
+
+int64_t Engine::StateBytesFor(int64_t tokens) const {
+  return model::SequenceState::FixedBytes(mixer_->config()) +
+         tokens * model::SequenceState::KvBytesPerToken(mixer_->config());
+}
+
+std::string Engine::CapacitySummary() const {
+  const model::JambaConfig& c = mixer_->config();
+  const int64_t fixed = model::SequenceState::FixedBytes(c);
+  const int64_t per_token = model::SequenceState::KvBytesPerToken(c);
+  std::string summary = absl::StrCat("state pool ", options_.state_budget_bytes >> 20, " MiB; ",
+                                     fixed, " B conv/SSM state per sequence + ", per_token,
+                                     " B KV cache per token:");
+  for (int64_t context : {int64_t{1024}, int64_t{4096}, c.max_position_embeddings}) {
+    if (context > c.max_position_embeddings) continue;
+    absl::StrAppend(&summary, " ", options_.state_budget_bytes / StateBytesFor(context),
+                    " sequences at ", context, " tokens;");
+  }
+  absl::StrAppend(&summary, " at most ", options_.max_running, " run at once");
+  return summary;
 }
 
 bool Engine::Step() {
@@ -176,6 +243,7 @@ bool Engine::Step() {
                                 [](const std::unique_ptr<Sequence>& s) { return s->done; }),
                  running_.end());
   running_count_.store(static_cast<int>(running_.size()));
+  PublishGauges();
   return !steps.empty();
 }
 
@@ -189,7 +257,17 @@ void Engine::Emit(Sequence& seq, const float* logits) {
   token.id = sampled->token;
   token.logprob = sampled->logprob;
   token.top = std::move(sampled->top);
-  if (seq.output.empty()) seq.first_token = absl::Now();
+  const absl::Time now = absl::Now();
+  if (metrics_ != nullptr) {
+    if (seq.output.empty()) {
+      metrics_->ObserveFirstToken(absl::ToDoubleSeconds(now - seq.request.arrival));
+    } else {
+      metrics_->ObserveInterToken(absl::ToDoubleSeconds(now - seq.last_token));
+    }
+    metrics_->CountGeneratedToken();
+  }
+  if (seq.output.empty()) seq.first_token = now;
+  seq.last_token = now;
   seq.output.push_back(token.id);
 
   std::string text = seq.detokenizer ? seq.detokenizer->Add(token.id) : std::string();
@@ -231,12 +309,17 @@ void Engine::Finish(Sequence& seq, FinishReason reason, const std::string& stop)
   info.first_token_time = seq.first_token - seq.request.arrival;
   info.total_time = now - seq.request.arrival;
   info.seed = seq.request.sampling.seed;
+  if (metrics_ != nullptr) {
+    metrics_->ObserveFinished(reason, absl::ToDoubleSeconds(info.total_time), info.prompt_tokens,
+                              info.completion_tokens);
+  }
   Release(seq);
   seq.observer->OnFinish(info);
 }
 
 void Engine::Fail(Sequence& seq, const absl::Status& status) {
   if (seq.done) return;
+  if (metrics_ != nullptr) metrics_->CountFailure(FailureReasonOf(status));
   Release(seq);
   seq.observer->OnError(status);
 }
@@ -244,6 +327,7 @@ void Engine::Fail(Sequence& seq, const absl::Status& status) {
 void Engine::Release(Sequence& seq) {
   seq.done = true;
   mixer_->ReleaseSequence(seq.id);
+  state_used_.fetch_sub(seq.state_bytes);
 }
 
 }  // namespace jamba::router

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "mixer_worker/mixer_executor.h"
 #include "router/generation.h"
+#include "router/metrics.h"
 #include "router/tokenizer.h"
 
 namespace jamba::router {
@@ -27,14 +29,19 @@ struct EngineOptions {
   int max_running = 32;             // sequences decoding at once
   int max_waiting = 256;            // queued requests; beyond: RESOURCE_EXHAUSTED
   int64_t max_step_tokens = 256;    // prompt + decode tokens per step
+  // Sequence state budget: conv/SSM state plus a KV cache for prompt +
+  // max_new_tokens is reserved at admission; requests wait while it is full.
+  int64_t state_budget_bytes = int64_t{4} << 30;
 };
 
 class Engine {
  public:
   class Handle;
 
-  // `mixer` and `tokenizer` (may be null: ids only) must outlive the engine.
-  Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options);
+  // `mixer`, `tokenizer` (null: ids only) and `metrics` (may be null) must
+  // outlive the engine.
+  Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options,
+         Metrics* metrics = nullptr);
   ~Engine();  // cancels everything and joins the thread
 
   // Queues a request; ResourceExhausted when the queue is full, Unavailable
@@ -49,6 +56,11 @@ class Engine {
 
   int num_running() const { return running_count_.load(); }
   int num_waiting() const;
+  int64_t state_bytes_used() const { return state_used_.load(); }
+  // State bytes one request reserves: conv/SSM state + KV for its tokens.
+  int64_t StateBytesFor(int64_t tokens) const;
+  // One line describing the pool's capacity, for the startup log.
+  std::string CapacitySummary() const;
 
  private:
   struct Sequence;
@@ -61,9 +73,13 @@ class Engine {
   void Fail(Sequence& seq, const absl::Status& status);
   void Release(Sequence& seq);
 
+  void PublishGauges();
+
   mixer::MixerExecutor* mixer_;
   const Tokenizer* tokenizer_;
   EngineOptions options_;
+  Metrics* metrics_;
+  std::atomic<int64_t> state_used_{0};  // written by the engine thread only
 
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);

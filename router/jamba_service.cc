@@ -15,15 +15,19 @@ namespace jamba::router {
 using jamba::v1::GenerateRequest;
 
 JambaServiceImpl::JambaServiceImpl(Engine* engine, const mixer::MixerExecutor* mixer,
-                                   const Tokenizer* tokenizer, RequestLimits limits)
-    : engine_(engine), mixer_(mixer), tokenizer_(tokenizer), limits_(limits) {}
+                                   const Tokenizer* tokenizer, RequestLimits limits,
+                                   Metrics* metrics)
+    : engine_(engine), mixer_(mixer), tokenizer_(tokenizer), limits_(limits), metrics_(metrics) {}
 
 absl::StatusOr<GenerationRequest> JambaServiceImpl::Prepare(grpc::CallbackServerContext* context,
                                                             const GenerateRequest& request) const {
   const absl::Time arrival = absl::Now();
   absl::StatusOr<GenerationRequest> r =
       ValidateGenerateRequest(request, tokenizer_, mixer_->config(), limits_);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) {
+    if (metrics_ != nullptr) metrics_->CountFailure(FailureReason::kValidation);
+    return r.status();
+  }
   r->arrival = arrival;
   if (r->request_id.empty()) r->request_id = absl::StrCat("req-", next_request_.fetch_add(1));
   if (!request.sampling().has_seed()) {

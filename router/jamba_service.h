@@ -14,6 +14,7 @@
 #include "jamba/v1/jamba.grpc.pb.h"
 #include "mixer_worker/mixer_executor.h"
 #include "router/engine.h"
+#include "router/metrics.h"
 #include "router/request_validation.h"
 #include "router/tokenizer.h"
 
@@ -23,7 +24,7 @@ class JambaServiceImpl final : public jamba::v1::JambaService::CallbackService {
  public:
   // All pointers must outlive the service; `tokenizer` may be null.
   JambaServiceImpl(Engine* engine, const mixer::MixerExecutor* mixer, const Tokenizer* tokenizer,
-                   RequestLimits limits);
+                   RequestLimits limits, Metrics* metrics = nullptr);
 
   grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
                                      const jamba::v1::GenerateRequest* request,
@@ -45,6 +46,7 @@ class JambaServiceImpl final : public jamba::v1::JambaService::CallbackService {
   const mixer::MixerExecutor* mixer_;
   const Tokenizer* tokenizer_;
   RequestLimits limits_;
+  Metrics* metrics_;
   mutable std::atomic<uint64_t> next_request_{1};
 };
 

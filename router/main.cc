@@ -30,6 +30,8 @@ ABSL_FLAG(int, max_waiting, 256, "queued requests before RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_step_tokens, 256, "prompt + decode tokens per engine step");
 ABSL_FLAG(int, max_new_tokens_limit, 4096, "largest accepted sampling.max_new_tokens");
 ABSL_FLAG(int, expert_timeout_ms, 30000, "deadline of one expert call");
+ABSL_FLAG(int, metrics_port, -1, "serve Prometheus /metrics on this port (0: pick one, -1: off)");
+ABSL_FLAG(int64_t, state_budget_mb, 4096, "memory for sequence state (KV cache, conv/SSM state)");
 ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
 
 namespace {
@@ -59,6 +61,9 @@ int main(int argc, char** argv) {
   options.engine.max_step_tokens = absl::GetFlag(FLAGS_max_step_tokens);
   options.max_new_tokens_limit = absl::GetFlag(FLAGS_max_new_tokens_limit);
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+  options.engine.state_budget_bytes = absl::GetFlag(FLAGS_state_budget_mb) << 20;
+  options.metrics_address = absl::GetFlag(FLAGS_host);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
 
   absl::StatusOr<std::unique_ptr<jamba::router::RouterServer>> server =
       jamba::router::RouterServer::Start(options);
@@ -68,6 +73,10 @@ int main(int argc, char** argv) {
   }
   std::printf("jamba-router listening on %s:%d\n", options.listen_address.c_str(),
               (*server)->port());
+  if ((*server)->metrics_port() > 0) {
+    std::printf("jamba-router metrics on %s:%d\n", options.listen_address.c_str(),
+                (*server)->metrics_port());
+  }
   std::fflush(stdout);
 
   std::signal(SIGTERM, HandleSignal);

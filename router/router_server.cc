@@ -66,12 +66,20 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     return tokenizer.status();
   }
 
-  r->engine_ = std::make_unique<Engine>(r->mixer_.get(), r->tokenizer_.get(), options.engine);
+  r->engine_ = std::make_unique<Engine>(r->mixer_.get(), r->tokenizer_.get(), options.engine,
+                                        &r->metrics_);
+  Log(r->engine_->CapacitySummary());
+  if (options.metrics_port >= 0) {
+    RETURN_IF_ERROR(
+        r->metrics_.Serve(absl::StrCat(options.metrics_address, ":", options.metrics_port)));
+    Log(absl::StrCat("metrics on http://", options.metrics_address, ":", r->metrics_.port(),
+                     "/metrics"));
+  }
   RequestLimits limits;
   limits.context_limit = config.max_position_embeddings;
   limits.max_new_tokens = static_cast<uint32_t>(options.max_new_tokens_limit);
   r->service_ = std::make_unique<JambaServiceImpl>(r->engine_.get(), r->mixer_.get(),
-                                                   r->tokenizer_.get(), limits);
+                                                   r->tokenizer_.get(), limits, &r->metrics_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

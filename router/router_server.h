@@ -18,6 +18,7 @@
 #include "mixer_worker/mixer_executor.h"
 #include "router/engine.h"
 #include "router/jamba_service.h"
+#include "router/metrics.h"
 #include "router/tokenizer.h"
 
 namespace jamba::router {
@@ -34,6 +35,9 @@ struct RouterOptions {
   int max_new_tokens_limit = 4096;
   absl::Duration expert_timeout = absl::Seconds(30);
   absl::Duration health_interval = absl::Seconds(2);
+  // Prometheus /metrics on this host:port; port -1 disables, 0 picks one.
+  std::string metrics_address = "127.0.0.1";
+  int metrics_port = -1;
 };
 
 class RouterServer {
@@ -43,6 +47,8 @@ class RouterServer {
   ~RouterServer();
 
   int port() const { return port_; }
+  // The /metrics port, or 0 when metrics are not served.
+  int metrics_port() const { return metrics_.port(); }
   // NOT_SERVING, stop accepting, let calls finish within `budget`. True
   // when nothing had to be cut off.
   bool Drain(absl::Duration budget);
@@ -52,6 +58,7 @@ class RouterServer {
   void MonitorHealth(absl::Duration interval);
   void SetServing(bool serving);
 
+  Metrics metrics_;
   std::unique_ptr<mixer::MixerExecutor> mixer_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;
