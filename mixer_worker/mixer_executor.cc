@@ -1,11 +1,36 @@
 #include "mixer_worker/mixer_executor.h"
 
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "model/local_experts.h"
+#include "model/weight_loader.h"
 
 namespace jamba::mixer {
+namespace {
+
+// Reports how many rows each expert receives, then runs the real runner.
+class ObservedExperts final : public model::ExpertRunner {
+ public:
+  ObservedExperts(model::ExpertRunner* inner, std::function<void(int, int, int64_t)> on_routed)
+      : inner_(inner), on_routed_(std::move(on_routed)) {}
+
+  absl::Status Run(int layer, const Tensor& x, const Tensor& weights, const Tensor& experts,
+                   Tensor* out) override {
+    std::map<int, int64_t> rows;  // expert -> rows, for this layer and step
+    for (int64_t i = 0; i < experts.numel(); ++i) ++rows[experts.data<int32_t>()[i]];
+    for (const auto& [expert, n] : rows) on_routed_(layer, expert, n);
+    return inner_->Run(layer, x, weights, experts, out);
+  }
+
+ private:
+  model::ExpertRunner* inner_;
+  std::function<void(int, int, int64_t)> on_routed_;
+};
+
+}  // namespace
 
 MixerExecutor::~MixerExecutor() = default;
 
@@ -17,11 +42,22 @@ absl::StatusOr<std::unique_ptr<MixerExecutor>> MixerExecutor::Create(const Mixer
   if (options.placement != nullptr) {
     rpc::RemoteExpertsOptions remote;
     remote.call_timeout = options.expert_timeout;
+    remote.on_round_trip = options.on_round_trip;
     ASSIGN_OR_RETURN(m->remote_,
                      rpc::RemoteExperts::Create(*options.placement,
                                                 m->checkpoint_->config().hidden_size,
                                                 m->backend_.get(), remote));
     experts = m->remote_.get();
+  }
+  if (options.on_routed && experts == nullptr) {
+    // In-process experts: load them here so the observer can wrap them.
+    model::WeightLoader loader(m->checkpoint_.get(), m->backend_.get());
+    ASSIGN_OR_RETURN(m->local_, model::LocalExperts::Load(loader, m->backend_.get()));
+    experts = m->local_.get();
+  }
+  if (options.on_routed) {
+    m->observed_ = std::make_unique<ObservedExperts>(experts, options.on_routed);
+    experts = m->observed_.get();
   }
   ASSIGN_OR_RETURN(m->model_, model::JambaModel::Load(*m->checkpoint_, m->backend_.get(), experts));
   return m;
@@ -49,7 +85,9 @@ int64_t MixerExecutor::SequenceLength(uint64_t id) const {
   return it == sequences_.end() ? 0 : it->second->length();
 }
 
-absl::StatusOr<Tensor> MixerExecutor::Forward(absl::Span<const MixerStep> steps) {
+absl::StatusOr<Tensor> MixerExecutor::Forward(absl::Span<const MixerStep> steps,
+                                              absl::Time deadline) {
+  if (remote_ != nullptr) remote_->set_deadline(deadline);
   std::vector<model::SequenceChunk> batch;
   batch.reserve(steps.size());
   for (const MixerStep& step : steps) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct MixerOptions {
   // Remote experts when set; all experts in-process otherwise.
   std::shared_ptr<const rpc::ExpertPlacement> placement;
   absl::Duration expert_timeout = absl::Seconds(30);
+  // Optional observers (metrics): each remote expert call's round trip per
+  // shard, and the number of token rows routed to each (layer, expert).
+  std::function<void(const std::string& shard, absl::Duration round_trip)> on_round_trip;
+  std::function<void(int layer, int expert, int64_t rows)> on_routed;
 };
 
 // One sequence's next tokens in a batched step.
@@ -62,9 +67,11 @@ class MixerExecutor {
   int64_t SequenceLength(uint64_t id) const;
 
   // Runs one batched step; returns host logits [steps.size(), V], one row per
-  // step (its last token). Bad input leaves all states untouched; on a
-  // runtime failure the states of the batch are undefined (release them).
-  absl::StatusOr<Tensor> Forward(absl::Span<const MixerStep> steps);
+  // step (its last token). Expert calls end by `deadline`. Bad input leaves
+  // all states untouched; on a runtime failure the states of the batch are
+  // undefined (release them).
+  absl::StatusOr<Tensor> Forward(absl::Span<const MixerStep> steps,
+                                 absl::Time deadline = absl::InfiniteFuture());
 
  private:
   explicit MixerExecutor(MixerOptions options) : options_(std::move(options)) {}
@@ -73,6 +80,8 @@ class MixerExecutor {
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::Checkpoint> checkpoint_;
   std::unique_ptr<rpc::RemoteExperts> remote_;
+  std::unique_ptr<model::ExpertRunner> local_;     // in-process experts, when observed
+  std::unique_ptr<model::ExpertRunner> observed_;  // counts routed rows
   std::unique_ptr<model::JambaModel> model_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<model::SequenceState>> sequences_;
 };

@@ -224,7 +224,9 @@ bool Engine::Step() {
     budget -= static_cast<int64_t>(n);
   }
   if (!steps.empty()) {
-    absl::StatusOr<Tensor> logits = mixer_->Forward(steps);
+    absl::Time deadline = absl::InfiniteFuture();
+    for (const Sequence* seq : stepped) deadline = std::min(deadline, seq->request.deadline);
+    absl::StatusOr<Tensor> logits = mixer_->Forward(steps, deadline);
     const int64_t V = mixer_->config().vocab_size;
     for (size_t i = 0; i < stepped.size(); ++i) {
       Sequence& seq = *stepped[i];

@@ -19,6 +19,7 @@ constexpr char kServiceName[] = "jamba.v1.JambaService";
 
 absl::StatusOr<kernels::BackendKind> ParseBackend(const std::string& name) {
   if (name == "cpu") return kernels::BackendKind::kCpu;
+  if (name == "cpu-ref") return kernels::BackendKind::kCpuReference;
   if (name == "cuda") return kernels::BackendKind::kCuda;
   if (name == "auto") return kernels::BackendKind::kAuto;
   return absl::InvalidArgumentError(absl::StrCat("--backend: unknown backend '", name, "'"));
@@ -38,6 +39,13 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   mixer_options.model_dir = options.model_dir;
   ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
   mixer_options.expert_timeout = options.expert_timeout;
+  Metrics* metrics = &r->metrics_;
+  mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt) {
+    metrics->ObserveExpertRoundTrip(shard, absl::ToDoubleSeconds(rtt));
+  };
+  mixer_options.on_routed = [metrics](int layer, int expert, int64_t rows) {
+    metrics->CountRoutedTokens(layer, expert, rows);
+  };
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(options.model_dir));
   if (!options.placement_path.empty()) {
     ASSIGN_OR_RETURN(rpc::ExpertPlacement placement,

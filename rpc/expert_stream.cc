@@ -11,7 +11,13 @@ void PendingResponses::Deliver(int slot, absl::StatusOr<ExpertResponse> result) 
   absl::MutexLock lock(&mu_);
   if (results_[slot].has_value()) return;
   results_[slot] = std::move(result);
+  filled_at_[slot] = absl::Now();
   ++num_filled_;
+}
+
+absl::Time PendingResponses::filled_at(int slot) {
+  absl::MutexLock lock(&mu_);
+  return filled_at_[slot];
 }
 
 bool PendingResponses::WaitUntil(absl::Time deadline) {

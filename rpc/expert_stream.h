@@ -32,7 +32,7 @@ using ::jamba::internal::v1::ExpertService;
 // per request, each filled exactly once with a response or a failure.
 class PendingResponses {
  public:
-  explicit PendingResponses(int num_slots) : results_(num_slots) {}
+  explicit PendingResponses(int num_slots) : results_(num_slots), filled_at_(num_slots) {}
 
   // Fills `slot` unless it is already filled.
   void Deliver(int slot, absl::StatusOr<ExpertResponse> result);
@@ -41,11 +41,14 @@ class PendingResponses {
   bool filled(int slot);
   // REQUIRES: filled(slot). Moves the result out.
   absl::StatusOr<ExpertResponse> Take(int slot);
+  // REQUIRES: filled(slot). When it was filled.
+  absl::Time filled_at(int slot);
 
  private:
   absl::Mutex mu_;
   int num_filled_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::optional<absl::StatusOr<ExpertResponse>>> results_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> filled_at_ ABSL_GUARDED_BY(mu_);
 };
 
 class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertResponse> {

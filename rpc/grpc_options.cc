@@ -2,6 +2,9 @@
 
 #include <grpc/grpc.h>
 
+#include <climits>
+#include <string>
+
 namespace jamba::rpc {
 
 grpc::ChannelArguments InternalChannelArguments() {
@@ -12,6 +15,11 @@ grpc::ChannelArguments InternalChannelArguments() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Our service config, never one from DNS TXT records.
+  args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+  args.SetServiceConfigJSON(std::string(R"({"loadBalancingConfig": [{"round_robin": {}}],)") +
+                            R"( "healthCheckConfig": {"serviceName": ")" + kExpertHealthService +
+                            R"("}})");
   return args;
 }
 
@@ -23,6 +31,8 @@ void ConfigureInternalServer(grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                               kKeepaliveTimeMs / 2);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, kMaxConnectionAgeMs);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
 }
 
 }  // namespace jamba::rpc

@@ -1,5 +1,6 @@
 #include "rpc/remote_experts.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -223,8 +224,9 @@ absl::Status RemoteExperts::Run(int layer, const Tensor& x, const Tensor& weight
   }
   auto sink = std::make_shared<PendingResponses>(num_sent);
   std::vector<Sent> sent;
+  const absl::Time sent_at = absl::Now();
   SendAll(requests, sink, &sent);
-  if (!sink->WaitUntil(absl::Now() + options_.call_timeout)) {
+  if (!sink->WaitUntil(std::min(sent_at + options_.call_timeout, deadline_))) {
     std::vector<std::string> late;
     for (size_t i = 0; i < sent.size(); ++i) {
       if (sink->filled(static_cast<int>(i))) continue;
@@ -232,9 +234,20 @@ absl::Status RemoteExperts::Run(int layer, const Tensor& x, const Tensor& weight
       sent[i].stream->Cancel();  // a stuck stream is replaced on the next call
       late.push_back(Describe(sent[i]));
     }
+    if (absl::Now() >= deadline_) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the request deadline passed waiting for MoE layer ", layer, " from ",
+          absl::StrJoin(late, ", ")));
+    }
     return absl::UnavailableError(
         absl::StrCat("no answer within ", absl::FormatDuration(options_.call_timeout),
                      " for MoE layer ", layer, " from ", absl::StrJoin(late, ", ")));
+  }
+  if (options_.on_round_trip) {
+    for (size_t i = 0; i < sent.size(); ++i) {
+      options_.on_round_trip(shards_[sent[i].shard]->name,
+                             sink->filled_at(static_cast<int>(i)) - sent_at);
+    }
   }
   std::vector<Tensor> ys(groups.size());  // [n_g, H] host
   for (size_t i = 0; i < sent.size(); ++i) {

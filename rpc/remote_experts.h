@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ struct RemoteExpertsOptions {
   int64_t max_request_bytes = kMaxMessageBytes;
   // Channel credentials; insecure when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Called after each answered call with the shard's name and the time
+  // from sending its request to receiving its response (for metrics).
+  std::function<void(const std::string& shard, absl::Duration round_trip)> on_round_trip;
 };
 
 class RemoteExperts final : public model::ExpertRunner {
@@ -65,6 +69,10 @@ class RemoteExperts final : public model::ExpertRunner {
   // OK once every replica of every shard answers GetShardInfo with this
   // hidden size and at least the experts the placement gives its shard.
   absl::Status WaitUntilReady(absl::Duration timeout);
+
+  // Calls made from now on also end by `deadline` (the batch's earliest
+  // request deadline); InfiniteFuture() lifts it. Thread-compatible with Run.
+  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
 
   const ExpertPlacement& placement() const { return placement_; }
 
@@ -106,6 +114,7 @@ class RemoteExperts final : public model::ExpertRunner {
   const RemoteExpertsOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_tag_{1};
+  absl::Time deadline_ = absl::InfiniteFuture();
   absl::Mutex backend_mu_;
 };
 
