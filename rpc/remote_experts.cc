@@ -224,9 +224,12 @@ absl::Status RemoteExperts::Run(int layer, const Tensor& x, const Tensor& weight
   }
   auto sink = std::make_shared<PendingResponses>(num_sent);
   std::vector<Sent> sent;
+  const int64_t deadline_ns = deadline_ns_.load();
+  const absl::Time deadline =
+      deadline_ns == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(deadline_ns);
   const absl::Time sent_at = absl::Now();
   SendAll(requests, sink, &sent);
-  if (!sink->WaitUntil(std::min(sent_at + options_.call_timeout, deadline_))) {
+  if (!sink->WaitUntil(std::min(sent_at + options_.call_timeout, deadline))) {
     std::vector<std::string> late;
     for (size_t i = 0; i < sent.size(); ++i) {
       if (sink->filled(static_cast<int>(i))) continue;
@@ -234,7 +237,7 @@ absl::Status RemoteExperts::Run(int layer, const Tensor& x, const Tensor& weight
       sent[i].stream->Cancel();  // a stuck stream is replaced on the next call
       late.push_back(Describe(sent[i]));
     }
-    if (absl::Now() >= deadline_) {
+    if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "the request deadline passed waiting for MoE layer ", layer, " from ",
           absl::StrJoin(late, ", ")));

@@ -72,7 +72,9 @@ class RemoteExperts final : public model::ExpertRunner {
 
   // Calls made from now on also end by `deadline` (the batch's earliest
   // request deadline); InfiniteFuture() lifts it. Thread-compatible with Run.
-  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+  void set_deadline(absl::Time deadline) {
+    deadline_ns_.store(deadline == absl::InfiniteFuture() ? INT64_MAX : absl::ToUnixNanos(deadline));
+  }
 
   const ExpertPlacement& placement() const { return placement_; }
 
@@ -114,7 +116,7 @@ class RemoteExperts final : public model::ExpertRunner {
   const RemoteExpertsOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_tag_{1};
-  absl::Time deadline_ = absl::InfiniteFuture();
+  std::atomic<int64_t> deadline_ns_{INT64_MAX};  // unix nanoseconds; INT64_MAX: none
   absl::Mutex backend_mu_;
 };
 

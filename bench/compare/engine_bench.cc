@@ -78,8 +78,8 @@ absl::Status Run() {
       "{\"engine\": \"jamba\", \"backend\": \"%s\", \"threads\": %d, \"prefill_tokens\": %d, "
       "\"prefill_s\": %.6f, \"prefill_tok_s\": %.2f, \"decode_tokens\": %d, \"decode_s\": %.6f, "
       "\"decode_tok_s\": %.2f}\n",
-      backend->name().c_str(), ThreadPool::Default().num_threads(), P, prefill_s, P / prefill_s,
-      D, decode_s, D / decode_s);
+      backend->name().c_str(), ThreadPool::Default().num_threads(), P, prefill_s, P / prefill_s, D,
+      decode_s, D / decode_s);
   return absl::OkStatus();
 }
 

@@ -36,17 +36,18 @@ double BestSeconds(int reps, const std::function<void()>& fn) {
   for (int r = 0; r < reps; ++r) {
     const auto start = std::chrono::steady_clock::now();
     fn();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                              .count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
 }
 
 void Print(const char* impl, int64_t M, int64_t N, int64_t K, double seconds) {
-  std::printf("{\"impl\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"gflops\": %.1f, "
-              "\"seconds\": %.6f}\n",
-              impl, static_cast<long long>(M), static_cast<long long>(N),
-              static_cast<long long>(K), 2.0 * M * N * K / seconds * 1e-9, seconds);
+  std::printf(
+      "{\"impl\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"gflops\": %.1f, "
+      "\"seconds\": %.6f}\n",
+      impl, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
+      2.0 * M * N * K / seconds * 1e-9, seconds);
   std::fflush(stdout);
 }
 

@@ -1,0 +1,191 @@
+// jamba-gpu-bench: times a Jamba-v0.1-shaped model on one GPU with random
+// bf16 weights generated on the device (nothing is read or downloaded) and
+// prints prefill and decode tokens/s next to the memory-bandwidth roofline
+// of the bytes each step must move (weights read, with only the routed
+// experts; KV cache; SSM state). By default one 8-layer period is built and
+// run, and the full 32-layer model is extrapolated as 4 periods + head.
+//
+//   jamba-gpu-bench [--periods=N] [--iters=N] [--max_context=N]
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/gpu_model.h"
+#include "core/status_macros.h"
+
+namespace jamba::bench {
+namespace {
+
+struct Flags {
+  int periods = 1;  // periods built and run (of 4 in Jamba-v0.1)
+  int iters = 5;
+  int64_t max_context = 131072;
+};
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&a](const char* name) -> const char* {
+      const size_t n = std::strlen(name);
+      return a.compare(0, n, name) == 0 ? a.c_str() + n : nullptr;
+    };
+    if (const char* v = value("--periods="))
+      f.periods = std::atoi(v);
+    else if (const char* v = value("--iters="))
+      f.iters = std::atoi(v);
+    else if (const char* v = value("--max_context="))
+      f.max_context = std::atoll(v);
+    else
+      std::fprintf(stderr, "ignoring unknown flag %s\n", a.c_str());
+  }
+  return f;
+}
+
+// Seconds for `fn` on the backend's stream, by CUDA events.
+template <typename Fn>
+double Time(kernels::CudaBackend* b, Fn fn) {
+  cudaStream_t s = static_cast<cudaStream_t>(b->stream());
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, s);
+  fn();
+  cudaEventRecord(stop, s);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms * 1e-3;
+}
+
+// Device copy bandwidth (read + write bytes per second) over 2 x 2 GiB.
+double MeasureBandwidth(kernels::CudaBackend* b) {
+  const int64_t n = int64_t{1} << 29;
+  absl::StatusOr<Tensor> x = b->Allocate(DType::kF32, {n}), y = b->Allocate(DType::kF32, {n});
+  if (!x.ok() || !y.ok()) return 0;
+  cudaStream_t s = static_cast<cudaStream_t>(b->stream());
+  cudaMemcpyAsync(y->raw_data(), x->raw_data(), x->nbytes(), cudaMemcpyDeviceToDevice, s);
+  const double t = Time(b, [&] {
+    for (int i = 0; i < 5; ++i) {
+      cudaMemcpyAsync(y->raw_data(), x->raw_data(), x->nbytes(), cudaMemcpyDeviceToDevice, s);
+    }
+  });
+  return 5 * 2.0 * x->nbytes() / t;
+}
+
+absl::StatusOr<Tensor> RandomIds(kernels::Backend* b, int64_t n, int64_t vocab, std::mt19937* rng) {
+  Tensor host = Tensor::Zeros(DType::kI32, {n});
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
+  for (int64_t i = 0; i < n; ++i) host.data<int32_t>()[i] = pick(*rng);
+  ASSIGN_OR_RETURN(Tensor d, b->Allocate(DType::kI32, {n}));
+  b->Copy(host, &d);
+  return d;
+}
+
+absl::Status Run(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<kernels::CudaBackend> backend,
+                   kernels::CudaBackend::Create(kernels::CudaBackendOptions()));
+  kernels::CudaBackend* b = backend.get();
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  const double bw = MeasureBandwidth(b);
+  std::printf("device: %s, %d SMs, %.1f GiB; measured copy bandwidth %.0f GB/s\n", prop.name,
+              prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, bw * 1e-9);
+
+  GpuModelShape shape;
+  shape.layers = 8 * flags.periods;
+  const double scale = 4.0 / flags.periods;  // to the 32 layers of Jamba-v0.1
+  ASSIGN_OR_RETURN(GpuModel model, GpuModel::Create(shape, b));
+  RETURN_IF_ERROR(b->Synchronize());
+  std::printf(
+      "model: Jamba-v0.1 shapes, %d of 32 layers built (bf16 weights %.1f GB incl. all "
+      "experts); full-model figures = %.0f x layers + embedding/lm_head\n",
+      shape.layers, model.WeightBytesAllExperts() * 1e-9, scale);
+  std::printf("activations f32, bf16 GEMMs (cuBLAS, f32 accumulation), f32 KV cache\n\n");
+  std::mt19937 rng(1);
+
+  std::printf(
+      "| step | batch | context | tokens/s | roofline tokens/s | %% of roofline | "
+      "ms/step | GB moved/step |\n|---|---|---|---|---|---|---|---|\n");
+  // Prefill: one sequence of 4096 tokens.
+  {
+    const int64_t L = 4096;
+    ASSIGN_OR_RETURN(std::vector<GpuSequence> seqs, model.NewSequences(1, L));
+    ASSIGN_OR_RETURN(Tensor ids, RandomIds(b, L, shape.vocab, &rng));
+    ASSIGN_OR_RETURN(Tensor h, b->Allocate(DType::kF32, {L, shape.hidden}));
+    ASSIGN_OR_RETURN(Tensor h2, b->Allocate(DType::kF32, {L, shape.hidden}));
+    double layer_bytes = 0, head_bytes = 0, t_layers = 1e30, t_head = 1e30;
+    for (int it = 0; it < std::max(2, flags.iters / 2); ++it) {
+      seqs[0].length = 0;
+      b->Embedding(model.embed_table(), ids, &h);
+      layer_bytes = head_bytes = 0;
+      absl::Status st;
+      t_layers =
+          std::min(t_layers, Time(b, [&] { st = model.Layers({&seqs[0]}, &h, &layer_bytes); }));
+      RETURN_IF_ERROR(st);
+      t_head = std::min(t_head, Time(b, [&] { st = model.Head(ids, &h2, 1, &head_bytes); }));
+      RETURN_IF_ERROR(st);
+    }
+    const double t = scale * t_layers + t_head, bytes = scale * layer_bytes + head_bytes;
+    std::printf("| prefill | 1 | %lld | %.0f | %.0f | %.0f%% | %.1f | %.1f |\n",
+                static_cast<long long>(L), L / t, L / (bytes / bw), 100 * (bytes / bw) / t, t * 1e3,
+                bytes * 1e-9);
+    RETURN_IF_ERROR(b->Synchronize());
+  }
+  // Decode: one token per sequence at a context already in the cache.
+  const int max_batch = 32;
+  ASSIGN_OR_RETURN(std::vector<GpuSequence> seqs, model.NewSequences(max_batch, flags.max_context));
+  for (const int batch : {1, 8, 32}) {
+    for (const int64_t context : {int64_t{4096}, int64_t{32768}, int64_t{131072}}) {
+      if (context > flags.max_context) continue;
+      std::vector<GpuSequence*> group;
+      for (int i = 0; i < batch; ++i) group.push_back(&seqs[i]);
+      ASSIGN_OR_RETURN(Tensor ids, RandomIds(b, batch, shape.vocab, &rng));
+      ASSIGN_OR_RETURN(Tensor h, b->Allocate(DType::kF32, {batch, shape.hidden}));
+      ASSIGN_OR_RETURN(Tensor h2, b->Allocate(DType::kF32, {batch, shape.hidden}));
+      double layer_bytes = 0, head_bytes = 0, t_layers = 0, t_head = 0;
+      for (int it = 0; it < flags.iters + 1; ++it) {
+        for (GpuSequence* s : group) s->length = context - 1;
+        b->Embedding(model.embed_table(), ids, &h);
+        double lb = 0, hb = 0;
+        absl::Status st;
+        const double tl = Time(b, [&] { st = model.Layers(group, &h, &lb); });
+        RETURN_IF_ERROR(st);
+        const double th = Time(b, [&] { st = model.Head(ids, &h2, batch, &hb); });
+        RETURN_IF_ERROR(st);
+        if (it == 0) continue;  // warm-up
+        t_layers += tl / flags.iters;
+        t_head += th / flags.iters;
+        layer_bytes += lb / flags.iters;
+        head_bytes += hb / flags.iters;
+      }
+      const double t = scale * t_layers + t_head, bytes = scale * layer_bytes + head_bytes;
+      std::printf("| decode | %d | %lld | %.0f | %.0f | %.0f%% | %.2f | %.2f |\n", batch,
+                  static_cast<long long>(context), batch / t, batch / (bytes / bw),
+                  100 * (bytes / bw) / t, t * 1e3, bytes * 1e-9);
+      std::fflush(stdout);
+    }
+  }
+  return b->Synchronize();
+}
+
+}  // namespace
+}  // namespace jamba::bench
+
+int main(int argc, char** argv) {
+  const jamba::bench::Flags flags = jamba::bench::ParseFlags(argc, argv);
+  const absl::Status status = jamba::bench::Run(flags);
+  if (!status.ok()) {
+    std::fprintf(stderr, "jamba-gpu-bench: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The standard serving comparison: in-process experts vs 2 remote expert
+# workers on loopback, at 1, 4, 16 and 32 concurrent streams, on a random
+# checkpoint of the Jamba-tiny-dev shape (hidden 512, 16 layers, 8 experts
+# top-2, vocab 65536; made locally by tools/make_random_checkpoint.py).
+# Writes bench/results/load_comparison.{md,png,jsonl}.
+#
+#   bench/load/compare.sh [--prompt_tokens 64] [--output_tokens 32] [--backend cpu]
+#
+# Needs the binaries in $BUILD_DIR (default build/). Takes a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+prompt_tokens=64 output_tokens=32 backend=cpu
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prompt_tokens) prompt_tokens="$2"; shift 2 ;;
+    --output_tokens) output_tokens="$2"; shift 2 ;;
+    --backend) backend="$2"; shift 2 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+build="${BUILD_DIR:-build}"
+checkpoint="${CHECKPOINT:-/tmp/jamba-tiny-dev-bf16}"
+out=bench/results
+work=$(mktemp -d /tmp/jamba-compare.XXXXXX)
+venv=.venv-bench
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r bench/requirements.txt
+fi
+if [ ! -f "$checkpoint/model.safetensors" ]; then
+  "$venv/bin/python" tools/make_random_checkpoint.py "$checkpoint" --preset tiny-dev --dtype bf16
+fi
+
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap stop_all EXIT
+
+address_of() {  # waits for "listening on HOST:PORT" in $1
+  for _ in $(seq 1 1200); do
+    grep -q "listening on" "$1" 2>/dev/null && { grep -m1 -o "listening on [^ ]*" "$1" | awk '{print $3}'; return; }
+    sleep 0.1
+  done
+  echo "compare.sh: no address in $1" >&2; cat "$1" >&2; exit 1
+}
+
+results="$work/results.jsonl"
+: >"$results"
+for mode in inproc remote; do
+  experts_flag=()
+  if [ "$mode" = remote ]; then
+    targets=()
+    for w in 0 1; do
+      "$build/expert_worker/jamba-expert-worker" --model "$checkpoint" --port 0 --backend "$backend" \
+        --experts "$(seq -s, $w 2 7)" >"$work/worker$w.log" 2>&1 &
+      pids+=($!)
+      targets+=("$(address_of "$work/worker$w.log")")
+    done
+    experts_flag=(--experts "${targets[0]},${targets[1]}")
+  fi
+  "$build/router/jamba-router" --model "$checkpoint" --port 0 --metrics_port 0 --backend "$backend" \
+    --max_running 32 --max_step_tokens 512 "${experts_flag[@]}" >"$work/router_$mode.log" 2>&1 &
+  pids+=($!)
+  router=$(address_of "$work/router_$mode.log")
+  metrics=$(grep -m1 -o "metrics on [^ ]*" "$work/router_$mode.log" | awk '{print $3}' || true)
+  for _ in $(seq 1 600); do "$build/client/jamba-client" health --target "$router" >/dev/null 2>&1 && break; sleep 0.1; done
+  for streams in 1 4 16 32; do
+    requests=$((streams * 2 > 8 ? streams * 2 : 8))
+    [ -n "$metrics" ] && curl -s "http://$metrics/metrics" >"$work/metrics_${mode}_${streams}_before.txt"
+    echo "== $mode experts, $streams streams, $requests requests"
+    line=$("$build/bench/jamba-load" --target "$router" --concurrency "$streams" --requests "$requests" \
+      --prompt_tokens "$prompt_tokens" --output_tokens "$output_tokens" --json | tee /dev/stderr | tail -1)
+    [ -n "$metrics" ] && curl -s "http://$metrics/metrics" >"$work/metrics_${mode}_${streams}_after.txt"
+    echo "{\"mode\":\"$mode\",\"streams\":$streams,\"load\":$line}" >>"$results"
+  done
+  stop_all
+done
+
+cp "$results" "$out/load_comparison.jsonl"
+"$venv/bin/python" bench/load/report.py "$results" "$work" "$out/load_comparison" \
+  --command "bench/load/compare.sh --prompt_tokens $prompt_tokens --output_tokens $output_tokens --backend $backend" \
+  --cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+echo "wrote $out/load_comparison.md and $out/load_comparison.png (logs in $work)"

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Turns bench/load/compare.sh's results into a Markdown table and a plot.
+
+    report.py RESULTS.jsonl WORK_DIR OUT_PREFIX --command CMD --cpu TEXT
+
+Expert round trips come from the router's jamba_expert_round_trip_seconds
+histogram, scraped before and after each run; p50 is interpolated within
+the bucket that holds it.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+BUCKET = re.compile(r'^jamba_expert_round_trip_seconds_bucket\{(.*)\} ([0-9.e+-]+)$')
+
+
+def buckets(path):
+    """{le: count} summed over shards, or {} when the file is missing."""
+    counts = collections.Counter()
+    if not os.path.exists(path):
+        return counts
+    for line in open(path):
+        m = BUCKET.match(line.strip())
+        if m:
+            le = re.search(r'le="([^"]+)"', m.group(1)).group(1)
+            counts[float("inf") if le == "+Inf" else float(le)] += float(m.group(2))
+    return counts
+
+
+def p50(before, after):
+    delta = sorted((le, after[le] - before.get(le, 0)) for le in after)
+    if not delta or delta[-1][1] <= 0:
+        return None
+    total, half, lo, below = delta[-1][1], delta[-1][1] / 2, 0.0, 0.0
+    for le, cumulative in delta:
+        if cumulative >= half:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * (half - below) / max(cumulative - below, 1e-12)
+        lo, below = le, cumulative
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("work")
+    ap.add_argument("out")
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--cpu", required=True)
+    args = ap.parse_args()
+    rows = [json.loads(line) for line in open(args.results) if line.strip()]
+    by = {(r["mode"], r["streams"]): r["load"] for r in rows}
+    streams = sorted({r["streams"] for r in rows})
+    lines = [
+        "# Serving comparison: in-process vs remote experts",
+        "",
+        f"Command: `{args.command}`  ",
+        f"Machine: {args.cpu}. Checkpoint: random weights, Jamba-tiny-dev shape (bf16).",
+        "",
+        "| streams | experts | tokens/s | TTFT p50 / p90 / p99 (ms) | ITL p50 / p90 / p99 (ms) "
+        "| E2E p50 / p99 (s) | failed | expert RTT p50 (µs) | remote / in-process |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in streams:
+        for mode in ("inproc", "remote"):
+            r = by.get((mode, s))
+            if r is None:
+                continue
+            rtt = p50(buckets(f"{args.work}/metrics_{mode}_{s}_before.txt"),
+                      buckets(f"{args.work}/metrics_{mode}_{s}_after.txt"))
+            ratio = ""
+            if mode == "remote" and ("inproc", s) in by and by[("inproc", s)]["tokens_per_s"] > 0:
+                ratio = f"{r['tokens_per_s'] / by[('inproc', s)]['tokens_per_s']:.2f}"
+            lines.append(
+                f"| {s} | {mode} | {r['tokens_per_s']:.1f} | "
+                f"{1e3*r['ttft_p50']:.1f} / {1e3*r['ttft_p90']:.1f} / {1e3*r['ttft_p99']:.1f} | "
+                f"{1e3*r['itl_p50']:.1f} / {1e3*r['itl_p90']:.1f} / {1e3*r['itl_p99']:.1f} | "
+                f"{r['e2e_p50']:.2f} / {r['e2e_p99']:.2f} | {r['failed']} | "
+                f"{'' if rtt is None else f'{1e6*rtt:.0f}'} | {ratio} |")
+    with open(args.out + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for mode, style in (("inproc", "o-"), ("remote", "s--")):
+        xs = [s for s in streams if (mode, s) in by]
+        a.plot(xs, [by[(mode, s)]["tokens_per_s"] for s in xs], style, label=mode)
+        b.plot(xs, [1e3 * by[(mode, s)]["itl_p50"] for s in xs], style, label=mode)
+    a.set(xlabel="concurrent streams", ylabel="generated tokens/s", xscale="log", title="Throughput")
+    b.set(xlabel="concurrent streams", ylabel="ITL p50 (ms)", xscale="log", title="Inter-token latency")
+    for ax in (a, b):
+        ax.set_xticks(streams, [str(s) for s in streams])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out + ".png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
