@@ -35,6 +35,8 @@ ABSL_FLAG(int64_t, seed, -1, "sampling seed (-1: random)");
 ABSL_FLAG(std::vector<std::string>, stop, {}, "stop strings, comma-separated");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after end-of-sequence");
 ABSL_FLAG(int, timeout_s, 120, "deadline of the call in seconds");
+ABSL_FLAG(std::string, service, "jamba.v1.JambaService",
+          "health: the service to check (\"\" is the process's liveness)");
 
 namespace {
 
@@ -132,12 +134,13 @@ int Count(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args) {
   return 0;
 }
 
-// Exit 0 when the router reports SERVING.
+// Exit 0 when the router reports SERVING for --service (readiness by default).
 int Health(const std::shared_ptr<grpc::Channel>& channel) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   grpc::health::v1::HealthCheckRequest request;
+  request.set_service(absl::GetFlag(FLAGS_service));
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) return Fail("health", status);

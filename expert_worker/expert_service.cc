@@ -43,13 +43,19 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
       if (finish) Finish(status_);
       return;
     }
+    {
+      // A drain that comes while this request is computed waits for its
+      // answer (ShouldFinishLocked); one that came first ended the stream.
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      handling_ = true;
+    }
     ExpertResponse response = service_->Handle(request_);
     request_.Clear();
     bool finish;
     {
       absl::MutexLock lock(&mu_);
-      // A drain may have finished the stream while this request was read.
-      if (finished_) return;
+      handling_ = false;
       if (!write_failed_) {
         writes_.push_back(std::move(response));
         if (!writing_) {
@@ -101,7 +107,7 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
  private:
   // True once, when nothing is left to do: the caller then calls Finish.
   bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || writing_ || !(reads_done_ || draining_)) return false;
+    if (finished_ || writing_ || handling_ || !(reads_done_ || draining_)) return false;
     finished_ = true;
     return true;
   }
@@ -113,6 +119,7 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool handling_ ABSL_GUARDED_BY(mu_) = false;  // OnReadDone is computing an answer
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   // Set before finished_ turns true, read after: no lock needed by Finish.
@@ -251,6 +258,12 @@ void ExpertServiceImpl::BeginDrain() {
   }
   // Outside streams_mu_: Finish may run OnDone (and Unregister) inline.
   for (ComputeReactor* reactor : to_finish) reactor->FinishNow();
+}
+
+bool ExpertServiceImpl::WaitForStreams(absl::Time deadline) {
+  absl::MutexLock lock(&streams_mu_);
+  auto none_open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) { return streams_.empty(); };
+  return streams_mu_.AwaitWithDeadline(absl::Condition(&none_open), deadline);
 }
 
 absl::StatusOr<int64_t> ExpertWeightBytes(const model::Checkpoint& checkpoint,

@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "jamba/internal/v1/expert.grpc.pb.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
@@ -56,6 +57,9 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
   // For shutdown: every open Compute stream ends (status OK) once the
   // requests it has read are answered; new streams end at once.
   void BeginDrain();
+  // After BeginDrain: waits until every Compute stream has ended or
+  // `deadline` passes; true if they all ended.
+  bool WaitForStreams(absl::Time deadline);
 
   // "layer:expert" of every hosted expert, ascending.
   const std::vector<std::string>& hosted() const { return hosted_; }

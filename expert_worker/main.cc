@@ -6,8 +6,10 @@
 //
 // Loading progress goes to stderr; once listening, stdout gets exactly one
 // line "jamba-expert-worker listening on HOST:PORT". SIGTERM or SIGINT:
-// health NOT_SERVING, open streams drain, exit 0. Bad flags or checkpoints:
-// one line on stderr and exit code 1.
+// health NOT_SERVING at once, no new streams, open streams end once the
+// requests they have read are answered; exit 0, or 2 if streams were still
+// open at --drain_timeout and were cancelled. Bad flags or checkpoints: one
+// line on stderr and exit code 1.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -41,7 +43,7 @@ ABSL_FLAG(int, port, 0, "port to listen on (0: pick a free one)");
 ABSL_FLAG(std::string, experts, "", "experts of every MoE layer to host, e.g. 0-7 or all");
 ABSL_FLAG(std::string, placement, "", "placement JSON file (with --shard)");
 ABSL_FLAG(std::string, shard, "", "this worker's shard in --placement");
-ABSL_FLAG(std::string, backend, "cpu", "cpu, cuda or auto");
+ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM, how long calls in flight may take before they are cancelled");
 
@@ -52,6 +54,7 @@ constexpr char kServiceName[] = "jamba.internal.v1.ExpertService";
 
 absl::StatusOr<kernels::BackendKind> ParseBackend(const std::string& name) {
   if (name == "cpu") return kernels::BackendKind::kCpu;
+  if (name == "cpu-ref") return kernels::BackendKind::kCpuReference;
   if (name == "cuda") return kernels::BackendKind::kCuda;
   if (name == "auto") return kernels::BackendKind::kAuto;
   return absl::InvalidArgumentError(
@@ -82,7 +85,9 @@ std::string HostPort(const std::string& host, int port) {
   return ipv6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
 }
 
-absl::Status Serve(const sigset_t& stop_signals) {
+// Serves until a stop signal, then drains; *cut_off tells whether the drain
+// had to cancel streams.
+absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   const std::string dir = absl::GetFlag(FLAGS_model);
   const int port = absl::GetFlag(FLAGS_port);
   if (dir.empty()) return absl::InvalidArgumentError("--model DIR is required");
@@ -148,8 +153,12 @@ absl::Status Serve(const sigset_t& stop_signals) {
   health->SetServingStatus("", false);
   health->SetServingStatus(kServiceName, false);
   service.BeginDrain();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_drain_timeout);
+  *cut_off = !service.WaitForStreams(deadline);
+  server->Shutdown(absl::ToChronoTime(deadline));
   server->Wait();
+  std::fprintf(stderr, "jamba-expert-worker: stopped%s\n",
+               *cut_off ? " (streams were cut off at --drain_timeout)" : "");
   return absl::OkStatus();
 }
 
@@ -176,10 +185,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "jamba-expert-worker: unexpected argument '%s'\n", rest[1]);
     return 1;
   }
-  const absl::Status status = jamba::expert::Serve(stop_signals);
+  bool cut_off = false;
+  const absl::Status status = jamba::expert::Serve(stop_signals, &cut_off);
   if (!status.ok()) {
     std::fprintf(stderr, "jamba-expert-worker: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  return 0;
+  return cut_off ? 2 : 0;
 }

@@ -101,6 +101,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address, ":",
                                                options.port));
   }
+  r->server_->GetHealthCheckService()->SetServingStatus("", true);
   r->SetServing(false);
   Log("waiting for the expert shards");
   absl::Status experts = r->mixer_->CheckExperts(absl::Seconds(60));
@@ -114,16 +115,17 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
 }
 
 RouterServer::~RouterServer() {
-  stop_monitor_.Notify();
+  if (!stop_monitor_.HasBeenNotified()) stop_monitor_.Notify();
   if (monitor_.joinable()) monitor_.join();
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
   engine_.reset();
 }
 
+// Readiness is the service's status: weights loaded and every expert shard
+// answering. "" (liveness) says only that this process works, so one lost
+// shard does not get every router restarted; it turns NOT_SERVING on drain.
 void RouterServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
+  server_->GetHealthCheckService()->SetServingStatus(kServiceName, serving);
 }
 
 void RouterServer::MonitorHealth(absl::Duration interval) {
@@ -140,8 +142,9 @@ void RouterServer::MonitorHealth(absl::Duration interval) {
 }
 
 bool RouterServer::Drain(absl::Duration budget) {
-  stop_monitor_.Notify();
+  if (!stop_monitor_.HasBeenNotified()) stop_monitor_.Notify();
   if (monitor_.joinable()) monitor_.join();
+  server_->GetHealthCheckService()->SetServingStatus("", false);
   SetServing(false);
   engine_->Shutdown();
   const absl::Time deadline = absl::Now() + budget;

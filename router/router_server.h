@@ -1,7 +1,9 @@
 // RouterServer: assembles the router process — mixer executor, tokenizer,
 // engine, gRPC server with JambaService, health and reflection — and keeps
-// the health status true: NOT_SERVING until the weights are loaded and
-// every expert shard answers, NOT_SERVING again when one stops answering.
+// the health status true: "jamba.v1.JambaService" (readiness) is
+// NOT_SERVING until the weights are loaded and every expert shard answers,
+// and again when one stops answering; "" (liveness) is SERVING while the
+// process works and turns NOT_SERVING only on drain.
 #pragma once
 
 #include <atomic>

@@ -84,6 +84,7 @@ absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
     grpc::health::v1::HealthCheckRequest request;
+    request.set_service("jamba.v1.JambaService");
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
     if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
