@@ -111,6 +111,7 @@ absl::Status Run(const Flags& flags) {
       shape.layers, model.WeightBytesAllExperts() * 1e-9, scale);
   std::printf("activations f32, bf16 GEMMs (cuBLAS, f32 accumulation), f32 KV cache\n\n");
   std::mt19937 rng(1);
+  const char* prefill_note = "";
 
   std::printf(
       "| step | batch | context | tokens/s | roofline tokens/s | %% of roofline | "
@@ -139,6 +140,9 @@ absl::Status Run(const Flags& flags) {
                 static_cast<long long>(L), L / t, L / (bytes / bw), 100 * (bytes / bw) / t, t * 1e3,
                 bytes * 1e-9);
     RETURN_IF_ERROR(b->Synchronize());
+    prefill_note =
+        "prefill is compute-bound: its bandwidth roofline (all weights read once "
+        "per 4096 tokens) is far above what the GEMMs allow";
   }
   // Decode: one token per sequence at a context already in the cache.
   const int max_batch = 32;
@@ -174,6 +178,7 @@ absl::Status Run(const Flags& flags) {
       std::fflush(stdout);
     }
   }
+  std::printf("\nNote: %s.\n", prefill_note);
   return b->Synchronize();
 }
 

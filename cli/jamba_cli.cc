@@ -36,7 +36,7 @@ ABSL_FLAG(std::string, logits_out, "", "logits: write every position's logits he
 ABSL_FLAG(int, max_new_tokens, 16, "generate: tokens to generate");
 ABSL_FLAG(bool, ignore_eos, false, "generate: keep going after an end-of-sequence token");
 ABSL_FLAG(int64_t, prefill_chunk, 0, "feed the prompt in chunks of this many tokens (0: at once)");
-ABSL_FLAG(std::string, backend, "cpu", "cpu, cuda or auto");
+ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
 
 namespace jamba {
 namespace {
@@ -56,6 +56,7 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
 
 absl::StatusOr<kernels::BackendKind> ParseBackend(const std::string& name) {
   if (name == "cpu") return kernels::BackendKind::kCpu;
+  if (name == "cpu-ref") return kernels::BackendKind::kCpuReference;
   if (name == "cuda") return kernels::BackendKind::kCuda;
   if (name == "auto") return kernels::BackendKind::kAuto;
   return absl::InvalidArgumentError(absl::StrCat("--backend: unknown backend '", name, "'"));

@@ -9,8 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu_fast/fast_cpu_backend.h"
 
 #if defined(JAMBA_WITH_CUDA)
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #endif
 
@@ -19,7 +21,7 @@ namespace {
 
 // The CUDA backend, or FailedPrecondition saying why there is none.
 // `*device_found` tells whether a CUDA device answered.
-absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(bool* device_found) {
+absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(bool* device_found) {
   *device_found = false;
 #if defined(JAMBA_WITH_CUDA)
   std::string error;
@@ -33,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(bool* device_found) {
                   error));
   }
   *device_found = true;
-  return absl::FailedPreconditionError("CUDA backend not available yet");
+  return CreateCudaBackend(CudaBackendOptions());
 #else
   return absl::FailedPreconditionError(
       "this build has no CUDA backend (configure with nvcc available)");
@@ -46,13 +48,15 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
   bool device_found = false;
   switch (kind) {
     case BackendKind::kCpu:
+      return CreateFastCpuBackend();
+    case BackendKind::kCpuReference:
       return CreateCpuBackend();
     case BackendKind::kCuda:
-      return CreateCudaBackend(&device_found);
+      return MakeCudaBackend(&device_found);
     case BackendKind::kAuto: {
 #if defined(JAMBA_WITH_CUDA)
       absl::StatusOr<std::unique_ptr<Backend>> cuda =
-          CreateCudaBackend(&device_found);
+          MakeCudaBackend(&device_found);
       if (cuda.ok()) return cuda;
       if (!device_found) {
         std::fprintf(stderr,
@@ -62,7 +66,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
                      std::string(cuda.status().message()).c_str());
       }
 #endif
-      return CreateCpuBackend();
+      return CreateFastCpuBackend();
     }
   }
   return absl::InvalidArgumentError(absl::StrCat(

@@ -58,7 +58,9 @@ class Backend {
   virtual absl::Status Synchronize() = 0;
 };
 
-enum class BackendKind { kCpu, kCuda, kAuto };
+// kCpu is the fast CPU backend (kernels/cpu_fast); kCpuReference is the
+// readable reference (kernels/cpu) that every backend is tested against.
+enum class BackendKind { kCpu, kCuda, kAuto, kCpuReference };
 
 // kAuto picks CUDA when a device answers, else the CPU (logging one line).
 // kCuda without a usable device is FailedPrecondition.

@@ -7,7 +7,8 @@
 #
 #   THREADS=2 PREFILL=256 DECODE=64 bench/compare/run.sh
 #
-# Environment: THREADS (default nproc), PREFILL, DECODE, PRESETS ("small
+# Environment: THREADS (default nproc), PREFILL, DECODE, REPS (prefill
+# repetitions, best kept), PRESETS ("small
 # tiny-dev"), DTYPES ("float32 bfloat16"), BUILD (build-fast), CKPT_DIR
 # (/tmp/jamba-bench-ckpt, never inside the repo), VENV (/tmp/fixvenv, else
 # created from bench/compare/requirements.txt), OUT_DIR (bench/results).
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/../.."
 THREADS=${THREADS:-$(nproc)}
 PREFILL=${PREFILL:-256}
 DECODE=${DECODE:-64}
+REPS=${REPS:-2}
 PRESETS=${PRESETS:-"small tiny-dev"}
 DTYPES=${DTYPES:-"float32 bfloat16"}
 BUILD=${BUILD:-build-fast}
@@ -54,9 +56,9 @@ for preset in $PRESETS; do
       "$PY" tools/make_random_checkpoint.py --preset "$preset" --dtype "$dtype" --out "$ckpt"
     tag="{\"kind\": \"run\", \"preset\": \"$preset\", \"dtype\": \"$dtype\", \"ckpt\": \"$ckpt\", "
     JAMBA_NUM_THREADS=$THREADS "$BUILD/bench/compare/jamba-engine-bench" --model "$ckpt" \
-      --prefill "$PREFILL" --decode "$DECODE" | sed "s|^{|$tag|" | tee -a "$results"
+      --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" | sed "s|^{|$tag|" | tee -a "$results"
     "$PY" bench/compare/hf_bench.py --model "$ckpt" --dtype "$dtype" --threads "$THREADS" \
-      --prefill "$PREFILL" --decode "$DECODE" 2>/dev/null | sed "s|^{|$tag|" | tee -a "$results"
+      --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" 2>/dev/null | sed "s|^{|$tag|" | tee -a "$results"
   done
 done
 "$PY" bench/compare/report.py --results "$results" --plot "$OUT_DIR/cpu.png"

@@ -13,8 +13,7 @@ int CudaDeviceCount(std::string* error) {
   if (status != cudaSuccess) {
     cudaGetLastError();  // clear the sticky error so later calls start clean
     if (error != nullptr) {
-      *error = std::string(cudaGetErrorName(status)) + ": " +
-               cudaGetErrorString(status);
+      *error = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
     }
     return 0;
   }

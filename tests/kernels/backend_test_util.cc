@@ -8,12 +8,47 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu_fast/fast_cpu_backend.h"
+#if defined(JAMBA_WITH_CUDA)
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 namespace jamba::kernels::testing {
 
+namespace {
+
+// The fast CPU backend at a given tier, or null when this CPU lacks it.
+std::unique_ptr<Backend> FastCpuBackendFor(CpuIsa isa) {
+  if (DetectCpuIsa() < isa) return nullptr;
+  return std::make_unique<FastCpuBackend>(isa);
+}
+
+#if defined(JAMBA_WITH_CUDA)
+// A CudaBackend in `mode`, or null (the tests skip) when no device answers.
+std::function<std::unique_ptr<Backend>()> CudaBackendIn(CudaMatMulMode mode) {
+  return [mode]() -> std::unique_ptr<Backend> {
+    CudaBackendOptions options;
+    options.matmul = mode;
+    absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(options);
+    if (!b.ok()) return nullptr;
+    return std::move(b).value();
+  };
+}
+#endif
+
+}  // namespace
+
 std::vector<BackendFactory> TestBackends() {
   return {
-      {"Cpu", [] { return CreateCpuBackend(); }},
+    {"Cpu", [] { return CreateCpuBackend(); }},
+        {"CpuFast", [] { return CreateFastCpuBackend(); },
+         DetectCpuIsa() == CpuIsa::kAvx512Bf16 ? 2e-3 : 1e-5},
+        {"CpuFastAvx2", [] { return FastCpuBackendFor(CpuIsa::kAvx2); }},
+        {"CpuFastAvx512Bf16", [] { return FastCpuBackendFor(CpuIsa::kAvx512Bf16); }, 2e-3},
+#if defined(JAMBA_WITH_CUDA)
+        {"Cuda", CudaBackendIn(CudaMatMulMode::kBf16), 1e-1, 5e-2, false},
+        {"CudaF32", CudaBackendIn(CudaMatMulMode::kF32), 1e-5, 1e-5, false},
+#endif
   };
 }
 
@@ -23,8 +58,7 @@ std::string BackendName(const ::testing::TestParamInfo<BackendFactory>& info) {
 
 void BackendTest::SetUp() {
   backend_ = GetParam().create();
-  if (backend_ == nullptr)
-    GTEST_SKIP() << GetParam().name << " backend unavailable here";
+  if (backend_ == nullptr) GTEST_SKIP() << GetParam().name << " backend unavailable here";
 }
 
 Tensor BackendTest::ToDevice(const Tensor& host) {
@@ -72,8 +106,7 @@ Tensor RandomF16(Shape shape, std::mt19937* rng) {
     const uint32_t sign = (r >> 31) << 15;
     const uint32_t mantissa = r & 0x3ffu;
     // Biased exponent 9..16 (2^-6 .. 2^1), or 0 (subnormal) one time in 16.
-    const uint32_t exponent =
-        ((r >> 10) & 0xfu) == 0 ? 0 : 9 + ((r >> 14) & 0x7u);
+    const uint32_t exponent = ((r >> 10) & 0xfu) == 0 ? 0 : 9 + ((r >> 14) & 0x7u);
     d[i] = static_cast<uint16_t>(sign | exponent << 10 | mantissa);
   }
   return t;
@@ -115,10 +148,9 @@ std::vector<double> ToDoubles(const Tensor& host) {
   return out;
 }
 
-void ExpectAllClose(const Tensor& actual, const std::vector<double>& expected,
-                    double rtol, double atol) {
-  ASSERT_EQ(actual.numel(), static_cast<int64_t>(expected.size()))
-      << actual.DebugString();
+void ExpectAllClose(const Tensor& actual, const std::vector<double>& expected, double rtol,
+                    double atol) {
+  ASSERT_EQ(actual.numel(), static_cast<int64_t>(expected.size())) << actual.DebugString();
   const std::vector<double> a = ToDoubles(actual);
   int64_t bad = 0;
   int64_t worst = -1;
@@ -134,10 +166,10 @@ void ExpectAllClose(const Tensor& actual, const std::vector<double>& expected,
       }
     }
   }
-  EXPECT_EQ(bad, 0) << bad << " of " << a.size() << " elements of "
-                    << actual.DebugString() << " differ; worst at flat index "
-                    << worst << ": " << (worst >= 0 ? a[worst] : 0.0)
-                    << " vs expected " << (worst >= 0 ? expected[worst] : 0.0);
+  EXPECT_EQ(bad, 0) << bad << " of " << a.size() << " elements of " << actual.DebugString()
+                    << " differ; worst at flat index " << worst << ": "
+                    << (worst >= 0 ? a[worst] : 0.0) << " vs expected "
+                    << (worst >= 0 ? expected[worst] : 0.0);
 }
 
 }  // namespace jamba::kernels::testing

@@ -1,10 +1,11 @@
-// Model parity against Hugging Face transformers on every committed fixture:
-// logits at every prompt position and at each greedy decode step within
-// 1e-4 of the reference (relative to its largest magnitude), greedy tokens
-// identical.
+// Model parity against Hugging Face transformers on every committed fixture,
+// for the reference and the fast CPU backend: logits at every prompt position
+// and at each greedy decode step within 1e-4 of the reference (relative to
+// its largest magnitude), greedy tokens identical.
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
@@ -18,11 +19,12 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-class ParityTest : public ::testing::TestWithParam<std::string> {
+// (fixture name, backend).
+class ParityTest : public ::testing::TestWithParam<std::tuple<std::string, kernels::BackendKind>> {
  protected:
   void SetUp() override {
-    ref_ = testing::LoadReference(GetParam());
-    auto backend = kernels::CreateBackend(kernels::BackendKind::kCpu);
+    ref_ = testing::LoadReference(fixture());
+    auto backend = kernels::CreateBackend(std::get<1>(GetParam()));
     ASSERT_TRUE(backend.ok()) << backend.status();
     backend_ = std::move(backend).value();
     auto checkpoint = Checkpoint::Open(ref_.dir);
@@ -34,6 +36,8 @@ class ParityTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(model_->config().vocab_size, ref_.vocab_size);
   }
 
+  const std::string& fixture() const { return std::get<0>(GetParam()); }
+
   testing::Reference ref_;
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<Checkpoint> checkpoint_;
@@ -41,8 +45,7 @@ class ParityTest : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(ParityTest, PromptAndDecodeLogitsMatchTransformers) {
-  const int64_t V = ref_.vocab_size,
-                L = static_cast<int64_t>(ref_.prompt_ids.size());
+  const int64_t V = ref_.vocab_size, L = static_cast<int64_t>(ref_.prompt_ids.size());
   auto state = model_->NewSequence();
   ASSERT_TRUE(state.ok()) << state.status();
   SequenceChunk prompt{&*state, ref_.prompt_ids};
@@ -52,8 +55,8 @@ TEST_P(ParityTest, PromptAndDecodeLogitsMatchTransformers) {
 
   double worst = 0;
   for (int64_t t = 0; t < L; ++t) {
-    const double err = testing::RelativeMaxError(
-        logits->data<float>() + t * V, ref_.prompt_logits.data() + t * V, V);
+    const double err = testing::RelativeMaxError(logits->data<float>() + t * V,
+                                                 ref_.prompt_logits.data() + t * V, V);
     worst = std::max(worst, err);
     EXPECT_LE(err, kTolerance) << "prompt position " << t;
   }
@@ -67,15 +70,13 @@ TEST_P(ParityTest, PromptAndDecodeLogitsMatchTransformers) {
     const double err = testing::RelativeMaxError(out->data<float>(), ref, V);
     worst = std::max(worst, err);
     EXPECT_LE(err, kTolerance) << "decode step " << s;
-    EXPECT_EQ(ArgMax(out->data<float>(), V), ref_.greedy_ids[s + 1])
-        << "decode step " << s;
+    EXPECT_EQ(ArgMax(out->data<float>(), V), ref_.greedy_ids[s + 1]) << "decode step " << s;
   }
   std::printf(
       "[parity] %s: worst relative logit error %.3g over %lld prompt positions "
       "and %d "
       "decode steps\n",
-      GetParam().c_str(), worst, static_cast<long long>(L),
-      ref_.num_decode_steps);
+      fixture().c_str(), worst, static_cast<long long>(L), ref_.num_decode_steps);
 }
 
 TEST_P(ParityTest, GreedyGenerationMatchesTransformers) {
@@ -88,12 +89,16 @@ TEST_P(ParityTest, GreedyGenerationMatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ParityTest,
-                         ::testing::ValuesIn(testing::ListFixtures()),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Combine(::testing::ValuesIn(testing::ListFixtures()),
+                                            ::testing::Values(kernels::BackendKind::kCpuReference,
+                                                              kernels::BackendKind::kCpu)),
+                         [](const auto& info) {
+                           const bool fast = std::get<1>(info.param) == kernels::BackendKind::kCpu;
+                           return std::get<0>(info.param) + (fast ? "_CpuFast" : "_CpuRef");
+                         });
 
 TEST(FixturesTest, AllCommittedFixturesArePresent) {
-  EXPECT_GE(testing::ListFixtures().size(), 6u)
-      << "tests/testdata/fixtures is incomplete";
+  EXPECT_GE(testing::ListFixtures().size(), 6u) << "tests/testdata/fixtures is incomplete";
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+// FastMatMul: y = x · wᵀ (+ bias) on the register tiles of matmul_tiles.h.
+// Threads own disjoint blocks of w rows (output columns). Within a block of
+// about 128 KiB of weights (kept in L2), every tile of x rows is run against
+// every tile of w rows, so each weight is read from memory once per call.
+// For M <= 2 (decode) the tile is M x 8 rows of w: a GEMV streaming w once.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "core/check.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu_util.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu_fast/fast_ops.h"
+#include "kernels/cpu_fast/matmul_tiles.h"
+
+namespace jamba::kernels {
+namespace {
+
+constexpr int64_t kBlockBytes = 128 << 10;  // weights per block
+constexpr int64_t kGemvMaxRows = 2;         // M at or below this: GEMV tiles
+
+void CheckArgs(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) {
+  CheckHost(x, "MatMul", "x");
+  CheckHost(w, "MatMul", "w");
+  CheckHost(y, "MatMul", "y");
+  JAMBA_CHECK(x.rank() == 2 && w.rank() == 2 && y.rank() == 2 && x.dim(1) == w.dim(1) &&
+              y.dim(0) == x.dim(0) && y.dim(1) == w.dim(0) && x.dtype() == DType::kF32 &&
+              y.dtype() == DType::kF32)
+      << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y " << y.DebugString()
+      << " (want f32 x [M,K], w [N,K], f32 y [M,N])";
+  JAMBA_CHECK(y.raw_data() != x.raw_data()) << "MatMul: y must not alias x";
+  if (bias != nullptr) {
+    CheckHost(*bias, "MatMul", "bias");
+    JAMBA_CHECK(bias->dtype() == DType::kF32 && bias->numel() == w.dim(0))
+        << "MatMul: bias " << bias->DebugString() << " for w " << w.DebugString();
+  }
+}
+
+}  // namespace
+
+void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
+  const bool w_bf16 = w.dtype() == DType::kBF16;
+  if (isa == CpuIsa::kPortable || (!w_bf16 && w.dtype() != DType::kF32)) {
+    CpuMatMul(x, w, bias, y);
+    return;
+  }
+  CheckArgs(x, w, bias, *y);
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  if (M == 0 || N == 0) return;
+  const bool dpbf16 = isa == CpuIsa::kAvx512Bf16 && w_bf16;
+
+  // x as the tiles read it: f32 rows, or hi/lo bf16 rows [M, 2, Kp].
+  MatMulTile base;
+  std::vector<uint16_t> split;
+  if (dpbf16) {
+    base.ldx = 2 * ((K + 31) / 32 * 32);
+    split.resize(static_cast<size_t>(M * base.ldx));
+    SplitToBf16HiLo(x.data<float>(), M, K, base.ldx, split.data());
+    base.x = split.data();
+  } else {
+    base.ldx = K;
+    base.x = x.data<float>();
+  }
+  base.ldw = K;
+  base.K = K;
+  base.ldy = N;
+
+  // Tile shape: M x 8 for GEMV; 4 x 3 (AVX2, 16 ymm) or 4 x 4 (AVX-512).
+  const int tile_m = M <= kGemvMaxRows ? static_cast<int>(M) : kMaxTileRows;
+  const int tile_n = M <= kGemvMaxRows ? kMaxTileCols : (dpbf16 ? 4 : 3);
+  // Rows of w per block: about kBlockBytes, a multiple of tile_n, and small
+  // enough that every thread gets a block.
+  const int64_t row_bytes = K * static_cast<int64_t>(DTypeSize(w.dtype()));
+  const int64_t threads = ThreadPool::Default().num_threads();
+  int64_t block = std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, row_bytes));
+  block = std::min(block, (N + threads - 1) / threads);
+  block = std::max<int64_t>(tile_n, (block + tile_n - 1) / tile_n * tile_n);
+  const int64_t num_blocks = (N + block - 1) / block;
+
+  const char* wd = static_cast<const char*>(w.raw_data());  // [N, K]
+  const float* b = bias != nullptr ? bias->data<float>() : nullptr;
+  const size_t x_elem = dpbf16 ? sizeof(uint16_t) : sizeof(float);
+  float* yd = y->data<float>();  // [M, N]
+  ThreadPool::Default().ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
+    MatMulTile t = base;
+    for (int64_t n0 = b0 * block; n0 < std::min(N, b1 * block); n0 += block) {
+      const int64_t n1 = std::min(N, n0 + block);
+      for (int64_t m = 0; m < M; m += tile_m) {
+        const int mr = static_cast<int>(std::min<int64_t>(tile_m, M - m));
+        t.x = static_cast<const char*>(base.x) + m * base.ldx * x_elem;
+        for (int64_t n = n0; n < n1; n += tile_n) {
+          const int nr = static_cast<int>(std::min<int64_t>(tile_n, n1 - n));
+          t.w = wd + n * row_bytes;
+          t.y = yd + m * N + n;
+          t.bias = b != nullptr ? b + n : nullptr;
+          if (dpbf16) {
+            Avx512Bf16Tile(t, mr, nr);
+          } else {
+            Avx2Tile(t, w_bf16, mr, nr);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace jamba::kernels

@@ -1,0 +1,41 @@
+// Register tiles of the fast MatMul, one set per CPU tier. A tile computes
+// y[i, j] = sum_k x[i, k] * w[j, k] (+ bias[j]) for i < mr, j < nr, each
+// output in its own vector accumulator over k in ascending order, then a
+// fixed horizontal sum. The arithmetic of one output therefore depends only
+// on K, not on mr, nr or the thread split: a token's result does not depend
+// on the other rows of the batch. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+
+namespace jamba::kernels {
+
+struct MatMulTile {
+  const void* x = nullptr;      // prepared rows of x, see each tier
+  int64_t ldx = 0;              // elements between x rows
+  const void* w = nullptr;      // first w row, F32 or BF16
+  int64_t ldw = 0;              // elements between w rows
+  int64_t K = 0;                // reduction length
+  float* y = nullptr;           // y[0, 0]
+  int64_t ldy = 0;              // elements between y rows
+  const float* bias = nullptr;  // [nr] or null
+};
+
+// Largest tile any tier accepts.
+constexpr int kMaxTileRows = 4;  // mr
+constexpr int kMaxTileCols = 8;  // nr
+
+// AVX2 + FMA. x: f32 rows. w: F32 (kBf16 false) or BF16, converted exactly.
+// REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX2 and FMA.
+void Avx2Tile(const MatMulTile& t, bool w_bf16, int mr, int nr);
+
+// AVX512_BF16, BF16 w only. x: per row, Kp = ldx / 2 bf16 values of
+// hi = bf16(x) then Kp of lo = bf16(x - hi), zero-padded to Kp, a multiple
+// of 32; x ≈ hi + lo to about 2^-17 relative, products are exact in f32.
+// REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX512F/BW/BF16.
+void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
+
+// x[M, K] f32 -> the hi/lo rows Avx512Bf16Tile reads; ldx = 2 * Kp.
+void SplitToBf16HiLo(const float* x, int64_t M, int64_t K, int64_t ldx, uint16_t* out);
+
+}  // namespace jamba::kernels
