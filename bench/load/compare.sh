@@ -68,7 +68,7 @@ for mode in inproc remote; do
     --max_running 32 --max_step_tokens 512 "${experts_flag[@]}" >"$work/router_$mode.log" 2>&1 &
   pids+=($!)
   router=$(address_of "$work/router_$mode.log")
-  metrics=$(grep -m1 -o "metrics on [^ ]*" "$work/router_$mode.log" | awk '{print $3}' || true)
+  metrics=$(grep -m1 -o "metrics on [0-9][^ ]*" "$work/router_$mode.log" | awk '{print $3}' || true)
   for _ in $(seq 1 600); do "$build/client/jamba-client" health --target "$router" >/dev/null 2>&1 && break; sleep 0.1; done
   for streams in 1 4 16 32; do
     requests=$((streams * 2 > 8 ? streams * 2 : 8))
