@@ -78,8 +78,9 @@ absl::Status PrintLogits(model::JambaModel& m, const std::vector<int32_t>& ids) 
   std::vector<int32_t> order(V);
   std::iota(order.begin(), order.end(), 0);
   const int k = std::clamp<int>(absl::GetFlag(FLAGS_top_k), 1, static_cast<int>(V));
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int32_t a, int32_t b) { return last[a] > last[b] || (last[a] == last[b] && a < b); });
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+    return last[a] > last[b] || (last[a] == last[b] && a < b);
+  });
   std::printf("top %d next-token logits after %zu tokens:\n", k, ids.size());
   for (int i = 0; i < k; ++i) std::printf("  %6d  %+.6f\n", order[i], last[order[i]]);
   const std::string out = absl::GetFlag(FLAGS_logits_out);
@@ -98,10 +99,12 @@ absl::Status Generate(model::JambaModel& m, const std::vector<int32_t>& ids) {
   options.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
   options.stop_at_eos = !absl::GetFlag(FLAGS_ignore_eos);
   options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
-  if (options.max_new_tokens < 1) return absl::InvalidArgumentError("--max_new_tokens must be >= 1");
+  if (options.max_new_tokens < 1)
+    return absl::InvalidArgumentError("--max_new_tokens must be >= 1");
   const auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::vector<int32_t> tokens, model::GenerateGreedy(m, ids, options));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%s\n", absl::StrJoin(tokens, ",").c_str());
   std::fprintf(stderr, "generated %zu tokens in %.3f s\n", tokens.size(), seconds);
   return absl::OkStatus();

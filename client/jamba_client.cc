@@ -96,10 +96,11 @@ int Generate(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args
       std::fflush(stdout);
     } else if (message.has_final()) {
       const jamba::v1::GenerateFinal& f = message.final();
-      std::fprintf(stderr, "\n[%s: %u prompt + %u generated tokens, first token %.3f s, total %.3f s]\n",
-                   jamba::v1::FinishReason_Name(f.finish_reason()).c_str(), f.usage().prompt_tokens(),
-                   f.usage().completion_tokens(), f.timing().first_token_seconds(),
-                   f.timing().total_seconds());
+      std::fprintf(stderr,
+                   "\n[%s: %u prompt + %u generated tokens, first token %.3f s, total %.3f s]\n",
+                   jamba::v1::FinishReason_Name(f.finish_reason()).c_str(),
+                   f.usage().prompt_tokens(), f.usage().completion_tokens(),
+                   f.timing().first_token_seconds(), f.timing().total_seconds());
     }
   }
   grpc::Status status = reader->Finish();
@@ -144,20 +145,23 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) return Fail("health", status);
-  std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
+  std::printf("%s\n",
+              grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("jamba-client generate \"prompt\" | info | count \"text\" | health [flags]");
+  absl::SetProgramUsageMessage(
+      "jamba-client generate \"prompt\" | info | count \"text\" | health [flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::fprintf(stderr, "jamba-client: expected a command: generate, info or count\n");
     return 1;
   }
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
   auto stub = jamba::v1::JambaService::NewStub(channel);
   const std::string command = args[1];
   if (command == "generate") return Generate(*stub, args);

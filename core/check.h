@@ -27,12 +27,10 @@ struct Voidify {
 
 }  // namespace jamba::internal
 
-#define JAMBA_CHECK(condition)                        \
-  (condition) ? (void)0                               \
-              : ::jamba::internal::Voidify() &        \
-                    ::jamba::internal::CheckFailure(  \
-                        __FILE__, __LINE__, #condition) \
-                        .stream()
+#define JAMBA_CHECK(condition)                 \
+  (condition) ? (void)0                        \
+              : ::jamba::internal::Voidify() & \
+                    ::jamba::internal::CheckFailure(__FILE__, __LINE__, #condition).stream()
 
 #define JAMBA_CHECK_EQ(a, b) JAMBA_CHECK((a) == (b)) << (a) << " vs " << (b) << ": "
 #define JAMBA_CHECK_LE(a, b) JAMBA_CHECK((a) <= (b)) << (a) << " vs " << (b) << ": "

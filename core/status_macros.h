@@ -8,9 +8,9 @@
 #define JAMBA_STATUS_CONCAT_INNER(a, b) a##b
 #define JAMBA_STATUS_CONCAT(a, b) JAMBA_STATUS_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status jamba_status_ = (expr);     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status jamba_status_ = (expr);         \
     if (!jamba_status_.ok()) return jamba_status_; \
   } while (0)
 

@@ -84,7 +84,8 @@ Tensor Tensor::Slice(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::Reshape(Shape shape) const {
-  JAMBA_CHECK_EQ(NumElements(shape), numel()) << ShapeString(shape) << " from " << ShapeString(shape_);
+  JAMBA_CHECK_EQ(NumElements(shape), numel())
+      << ShapeString(shape) << " from " << ShapeString(shape_);
   return Tensor(dtype_, std::move(shape), buffer_, offset_);
 }
 

@@ -30,9 +30,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(bool* device_found) {
     return absl::FailedPreconditionError(
         error.empty()
             ? std::string("no CUDA device found: cudaGetDeviceCount returned 0")
-            : absl::StrCat(
-                  "no CUDA device found: cudaGetDeviceCount failed with ",
-                  error));
+            : absl::StrCat("no CUDA device found: cudaGetDeviceCount failed with ", error));
   }
   *device_found = true;
   return CreateCudaBackend(CudaBackendOptions());
@@ -55,12 +53,10 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
       return MakeCudaBackend(&device_found);
     case BackendKind::kAuto: {
 #if defined(JAMBA_WITH_CUDA)
-      absl::StatusOr<std::unique_ptr<Backend>> cuda =
-          MakeCudaBackend(&device_found);
+      absl::StatusOr<std::unique_ptr<Backend>> cuda = MakeCudaBackend(&device_found);
       if (cuda.ok()) return cuda;
       if (!device_found) {
-        std::fprintf(stderr,
-                     "jamba: no CUDA device found, using the CPU backend\n");
+        std::fprintf(stderr, "jamba: no CUDA device found, using the CPU backend\n");
       } else {
         std::fprintf(stderr, "jamba: %s, using the CPU backend\n",
                      std::string(cuda.status().message()).c_str());
@@ -69,8 +65,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind) {
       return CreateFastCpuBackend();
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "CreateBackend: unknown BackendKind ", static_cast<int>(kind)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("CreateBackend: unknown BackendKind ", static_cast<int>(kind)));
 }
 
 }  // namespace jamba::kernels

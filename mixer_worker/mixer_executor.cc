@@ -43,10 +43,9 @@ absl::StatusOr<std::unique_ptr<MixerExecutor>> MixerExecutor::Create(const Mixer
     rpc::RemoteExpertsOptions remote;
     remote.call_timeout = options.expert_timeout;
     remote.on_round_trip = options.on_round_trip;
-    ASSIGN_OR_RETURN(m->remote_,
-                     rpc::RemoteExperts::Create(*options.placement,
-                                                m->checkpoint_->config().hidden_size,
-                                                m->backend_.get(), remote));
+    ASSIGN_OR_RETURN(m->remote_, rpc::RemoteExperts::Create(*options.placement,
+                                                            m->checkpoint_->config().hidden_size,
+                                                            m->backend_.get(), remote));
     experts = m->remote_.get();
   }
   if (options.on_routed && experts == nullptr) {

@@ -16,31 +16,31 @@ enum class FfnKind { kDense, kMoe };
 
 struct JambaConfig {
   int64_t vocab_size = 65536;
-  int64_t hidden_size = 4096;              // H
-  int64_t intermediate_size = 14336;       // I (dense MLP and each expert)
+  int64_t hidden_size = 4096;         // H
+  int64_t intermediate_size = 14336;  // I (dense MLP and each expert)
   int num_hidden_layers = 32;
   int num_attention_heads = 32;
-  int num_key_value_heads = 8;             // null in JSON means = num_attention_heads
-  int num_experts = 16;                    // E
-  int num_experts_per_tok = 2;             // k
+  int num_key_value_heads = 8;  // null in JSON means = num_attention_heads
+  int num_experts = 16;         // E
+  int num_experts_per_tok = 2;  // k
   int expert_layer_period = 2;
   int expert_layer_offset = 1;
   int attn_layer_period = 8;
   int attn_layer_offset = 4;
-  int64_t mamba_d_state = 16;              // N
-  int64_t mamba_d_conv = 4;                // K
+  int64_t mamba_d_state = 16;  // N
+  int64_t mamba_d_conv = 4;    // K
   int64_t mamba_expand = 2;
-  int64_t mamba_dt_rank = 256;             // R; "auto" resolves to ceil(H / 16)
+  int64_t mamba_dt_rank = 256;  // R; "auto" resolves to ceil(H / 16)
   bool mamba_conv_bias = true;
   bool mamba_proj_bias = false;
-  bool mamba_inner_layernorms = true;      // legacy key; dt/B/C RMSNorms present
+  bool mamba_inner_layernorms = true;  // legacy key; dt/B/C RMSNorms present
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 262144;  // legacy key: n_ctx
   int pad_token_id = 0;
   int bos_token_id = 1;
-  std::vector<int> eos_token_ids = {2};    // eos_token_id: an int or a list
-  std::string torch_dtype = "float32";     // informational
+  std::vector<int> eos_token_ids = {2};  // eos_token_id: an int or a list
+  std::string torch_dtype = "float32";   // informational
 
   int64_t d_inner() const { return mamba_expand * hidden_size; }
   int64_t head_dim() const { return hidden_size / num_attention_heads; }

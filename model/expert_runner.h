@@ -15,8 +15,8 @@ class ExpertRunner {
   // out[t] = Σ_j weights[t,j] · Expert_{experts[t,j]}(x[t]) for MoE layer `layer`.
   // x, out: [T, H] f32 on the backend; weights [T, k] f32 and experts
   // [T, k] i32 on the host. `out` is overwritten.
-  virtual absl::Status Run(int layer, const Tensor& x, const Tensor& weights,
-                           const Tensor& experts, Tensor* out) = 0;
+  virtual absl::Status Run(int layer, const Tensor& x, const Tensor& weights, const Tensor& experts,
+                           Tensor* out) = 0;
 };
 
 }  // namespace jamba::model

@@ -20,8 +20,8 @@ absl::StatusOr<std::vector<int32_t>> GenerateGreedy(JambaModel& model,
   if (prompt.empty()) return absl::InvalidArgumentError("empty prompt");
   const int64_t V = model.config().vocab_size;
   ASSIGN_OR_RETURN(SequenceState state, model.NewSequence());
-  const int64_t chunk = options.prefill_chunk > 0 ? options.prefill_chunk
-                                                  : static_cast<int64_t>(prompt.size());
+  const int64_t chunk =
+      options.prefill_chunk > 0 ? options.prefill_chunk : static_cast<int64_t>(prompt.size());
   Tensor logits;  // [1, V]
   for (size_t begin = 0; begin < prompt.size(); begin += chunk) {
     const size_t n = std::min(prompt.size() - begin, static_cast<size_t>(chunk));

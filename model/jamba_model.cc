@@ -90,8 +90,7 @@ absl::Status JambaModel::Validate(absl::Span<const SequenceChunk> batch) const {
   return absl::OkStatus();
 }
 
-absl::Status JambaModel::MoeForward(int layer, const Tensor& router, const Tensor& x,
-                                    Tensor* out) {
+absl::Status JambaModel::MoeForward(int layer, const Tensor& router, const Tensor& x, Tensor* out) {
   const int64_t T = x.dim(0);
   const int E = config_.num_experts, k = config_.num_experts_per_tok;
   // router_logits = router(x): [T, E]
@@ -112,8 +111,7 @@ absl::Status JambaModel::MoeForward(int layer, const Tensor& router, const Tenso
   return experts_->Run(layer, x, weights, experts, out);
 }
 
-absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch,
-                                           LogitsMode mode) {
+absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch, LogitsMode mode) {
   RETURN_IF_ERROR(Validate(batch));
   kernels::Backend* b = backend_;
   const int64_t H = config_.hidden_size;
@@ -159,7 +157,8 @@ absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch
     std::vector<int32_t> last;
     for (const SequenceRows& r : rows) last.push_back(static_cast<int32_t>(r.end - 1));
     ASSIGN_OR_RETURN(Tensor last_t, UploadI32(b, last));
-    ASSIGN_OR_RETURN(Tensor picked, b->Allocate(DType::kF32, {static_cast<int64_t>(last.size()), H}));
+    ASSIGN_OR_RETURN(Tensor picked,
+                     b->Allocate(DType::kF32, {static_cast<int64_t>(last.size()), H}));
     b->GatherRows(h, last_t, &picked);
     h = std::move(picked);
   }

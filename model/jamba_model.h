@@ -78,8 +78,8 @@ class JambaModel {
   ExpertRunner* experts_ = nullptr;
   Tensor embed_tokens_;  // [V, H]
   std::vector<DecoderLayer> layers_;
-  Tensor final_norm_;    // [H]
-  Tensor lm_head_;       // [V, H] (the embedding when tied)
+  Tensor final_norm_;  // [H]
+  Tensor lm_head_;     // [V, H] (the embedding when tied)
 };
 
 }  // namespace jamba::model

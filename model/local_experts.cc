@@ -67,8 +67,8 @@ absl::Status LocalExperts::Run(int layer, const Tensor& x, const Tensor& weights
     const int64_t n = static_cast<int64_t>(g.rows.size());
     ASSIGN_OR_RETURN(Tensor rows, UploadI32(backend_, g.rows));
     ASSIGN_OR_RETURN(Tensor scales, UploadF32(backend_, g.scales));
-    ASSIGN_OR_RETURN(Tensor xe, backend_->Allocate(DType::kF32, {n, H}));   // [n, H]
-    ASSIGN_OR_RETURN(Tensor ye, backend_->Allocate(DType::kF32, {n, H}));   // [n, H]
+    ASSIGN_OR_RETURN(Tensor xe, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
+    ASSIGN_OR_RETURN(Tensor ye, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
     backend_->GatherRows(x, rows, &xe);
     RETURN_IF_ERROR(RunExpert(layer, g.expert, xe, &ye));
     backend_->ScatterAddRows(ye, rows, scales, &acc);

@@ -26,24 +26,24 @@ class MambaMixer final : public Mixer {
   int64_t dt_rank_ = 0;
   int64_t d_state_ = 0;
   float eps_ = 0;
-  Tensor in_proj_x_;   // [Di, H]   rows 0..Di-1 of in_proj.weight
-  Tensor in_proj_z_;   // [Di, H]   rows Di..2Di-1
-  Tensor in_bias_x_;   // [Di] or undefined (mamba_proj_bias)
-  Tensor in_bias_z_;   // [Di] or undefined
-  Tensor conv_w_;      // [Di, K]   conv1d.weight[:, 0, :]
-  Tensor conv_b_;      // [Di] or undefined (mamba_conv_bias)
-  Tensor x_proj_dt_;   // [R, Di]   rows 0..R-1 of x_proj.weight
-  Tensor x_proj_B_;    // [N, Di]
-  Tensor x_proj_C_;    // [N, Di]
-  Tensor dt_norm_;     // [R] or undefined (no inner layernorms)
-  Tensor B_norm_;      // [N]
-  Tensor C_norm_;      // [N]
-  Tensor dt_proj_;     // [Di, R]
-  Tensor dt_bias_;     // [Di]
-  Tensor A_;           // [Di, N] = -exp(A_log)
-  Tensor D_;           // [Di]
-  Tensor out_proj_;    // [H, Di]
-  Tensor out_bias_;    // [H] or undefined
+  Tensor in_proj_x_;  // [Di, H]   rows 0..Di-1 of in_proj.weight
+  Tensor in_proj_z_;  // [Di, H]   rows Di..2Di-1
+  Tensor in_bias_x_;  // [Di] or undefined (mamba_proj_bias)
+  Tensor in_bias_z_;  // [Di] or undefined
+  Tensor conv_w_;     // [Di, K]   conv1d.weight[:, 0, :]
+  Tensor conv_b_;     // [Di] or undefined (mamba_conv_bias)
+  Tensor x_proj_dt_;  // [R, Di]   rows 0..R-1 of x_proj.weight
+  Tensor x_proj_B_;   // [N, Di]
+  Tensor x_proj_C_;   // [N, Di]
+  Tensor dt_norm_;    // [R] or undefined (no inner layernorms)
+  Tensor B_norm_;     // [N]
+  Tensor C_norm_;     // [N]
+  Tensor dt_proj_;    // [Di, R]
+  Tensor dt_bias_;    // [Di]
+  Tensor A_;          // [Di, N] = -exp(A_log)
+  Tensor D_;          // [Di]
+  Tensor out_proj_;   // [H, Di]
+  Tensor out_bias_;   // [H] or undefined
 };
 
 }  // namespace jamba::model

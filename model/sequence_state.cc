@@ -49,9 +49,8 @@ absl::StatusOr<SequenceState> SequenceState::Create(const JambaConfig& config,
 
 absl::Status SequenceState::ReserveKv(int64_t tokens, kernels::Backend* backend) {
   if (tokens > max_tokens_) {
-    return absl::OutOfRangeError(absl::StrCat("sequence of ", tokens,
-                                              " tokens exceeds the context limit of ",
-                                              max_tokens_));
+    return absl::OutOfRangeError(
+        absl::StrCat("sequence of ", tokens, " tokens exceeds the context limit of ", max_tokens_));
   }
   if (!has_attention_ || tokens <= kv_capacity_) return absl::OkStatus();
   const int64_t capacity = std::min(max_tokens_, std::max<int64_t>(tokens, 2 * kv_capacity_));

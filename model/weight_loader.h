@@ -29,7 +29,6 @@ class WeightLoader {
   absl::StatusOr<Tensor> ToDevice(Tensor host) const;
 
  private:
-
   const Checkpoint* checkpoint_;
   kernels::Backend* backend_;
 };

@@ -59,9 +59,9 @@ absl::StatusOr<std::shared_ptr<Engine::Handle>> Engine::Submit(GenerationRequest
   }
   seq->stop = std::make_unique<StopMatcher>(seq->request.sampling.stop);
   std::shared_ptr<Handle> handle = seq->handle;
-  const int64_t tokens = std::min<int64_t>(
-      seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
-      mixer_->config().max_position_embeddings);
+  const int64_t tokens =
+      std::min<int64_t>(seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
+                        mixer_->config().max_position_embeddings);
   seq->state_bytes = StateBytesFor(tokens);
   if (seq->state_bytes > options_.state_budget_bytes) {
     if (metrics_) metrics_->CountFailure(FailureReason::kValidation);
@@ -81,9 +81,7 @@ absl::StatusOr<std::shared_ptr<Engine::Handle>> Engine::Submit(GenerationRequest
   return handle;
 }
 
-void Engine::Cancel(const std::shared_ptr<Handle>& handle) {
-  handle->cancelled.store(true);
-}
+void Engine::Cancel(const std::shared_ptr<Handle>& handle) { handle->cancelled.store(true); }
 
 void Engine::Shutdown() {
   absl::MutexLock lock(&mu_);
@@ -111,7 +109,8 @@ void Engine::Loop() {
   for (auto& seq : running_) Fail(*seq, absl::CancelledError("the router is shutting down"));
   running_.clear();
   absl::MutexLock lock(&mu_);
-  for (auto& seq : waiting_) seq->observer->OnError(absl::CancelledError("the router is shutting down"));
+  for (auto& seq : waiting_)
+    seq->observer->OnError(absl::CancelledError("the router is shutting down"));
   waiting_.clear();
 }
 
@@ -151,16 +150,17 @@ void Engine::AdmitWaiting() {
       waiting_.pop_front();
     }
     seq->started = absl::Now();
-    const int64_t reserve = std::min<int64_t>(
-        seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
-        mixer_->config().max_position_embeddings);
+    const int64_t reserve =
+        std::min<int64_t>(seq->request.prompt.size() + seq->request.sampling.max_new_tokens,
+                          mixer_->config().max_position_embeddings);
     absl::Status added = mixer_->AddSequence(seq->id, reserve);
     if (!added.ok()) {
       if (metrics_) metrics_->CountFailure(FailureReasonOf(added));
       seq->observer->OnError(added);
       continue;
     }
-    if (metrics_) metrics_->ObserveQueueTime(absl::ToDoubleSeconds(seq->started - seq->request.arrival));
+    if (metrics_)
+      metrics_->ObserveQueueTime(absl::ToDoubleSeconds(seq->started - seq->request.arrival));
     state_used_.fetch_add(seq->state_bytes);
     running_.push_back(std::move(seq));
   }
@@ -184,9 +184,9 @@ std::string Engine::CapacitySummary() const {
   const model::JambaConfig& c = mixer_->config();
   const int64_t fixed = model::SequenceState::FixedBytes(c);
   const int64_t per_token = model::SequenceState::KvBytesPerToken(c);
-  std::string summary = absl::StrCat("state pool ", options_.state_budget_bytes >> 20, " MiB; ",
-                                     fixed, " B conv/SSM state per sequence + ", per_token,
-                                     " B KV cache per token:");
+  std::string summary =
+      absl::StrCat("state pool ", options_.state_budget_bytes >> 20, " MiB; ", fixed,
+                   " B conv/SSM state per sequence + ", per_token, " B KV cache per token:");
   for (int64_t context : {int64_t{1024}, int64_t{4096}, c.max_position_embeddings}) {
     if (context > c.max_position_embeddings) continue;
     absl::StrAppend(&summary, " ", options_.state_budget_bytes / StateBytesFor(context),

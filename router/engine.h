@@ -26,9 +26,9 @@
 namespace jamba::router {
 
 struct EngineOptions {
-  int max_running = 32;             // sequences decoding at once
-  int max_waiting = 256;            // queued requests; beyond: RESOURCE_EXHAUSTED
-  int64_t max_step_tokens = 256;    // prompt + decode tokens per step
+  int max_running = 32;           // sequences decoding at once
+  int max_waiting = 256;          // queued requests; beyond: RESOURCE_EXHAUSTED
+  int64_t max_step_tokens = 256;  // prompt + decode tokens per step
   // Sequence state budget: conv/SSM state plus a KV cache for prompt +
   // max_new_tokens is reserved at admission; requests wait while it is full.
   int64_t state_budget_bytes = int64_t{4} << 30;

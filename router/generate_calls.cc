@@ -9,7 +9,8 @@ namespace jamba::router {
 using jamba::v1::GenerateStreamResponse;
 
 absl::Status GenerationCall::Submit(GenerationRequest request) {
-  absl::StatusOr<std::shared_ptr<Engine::Handle>> handle = engine_->Submit(std::move(request), this);
+  absl::StatusOr<std::shared_ptr<Engine::Handle>> handle =
+      engine_->Submit(std::move(request), this);
   if (!handle.ok()) return handle.status();
   bool cancel;
   {
@@ -70,7 +71,8 @@ jamba::v1::FinishReason ToProto(FinishReason reason) {
   return jamba::v1::FINISH_REASON_UNSPECIFIED;
 }
 
-void FillUsageAndTiming(const FinishInfo& info, jamba::v1::Usage* usage, jamba::v1::Timing* timing) {
+void FillUsageAndTiming(const FinishInfo& info, jamba::v1::Usage* usage,
+                        jamba::v1::Timing* timing) {
   usage->set_prompt_tokens(info.prompt_tokens);
   usage->set_completion_tokens(info.completion_tokens);
   usage->set_total_tokens(info.prompt_tokens + info.completion_tokens);

@@ -17,7 +17,8 @@ namespace jamba::router {
 // Shared lifetime and cancellation logic.
 class GenerationCall : public GenerationObserver {
  protected:
-  GenerationCall(Engine* engine, const Tokenizer* tokenizer) : engine_(engine), tokenizer_(tokenizer) {}
+  GenerationCall(Engine* engine, const Tokenizer* tokenizer)
+      : engine_(engine), tokenizer_(tokenizer) {}
 
   // Queues the request; returns the error to finish the call with at once.
   absl::Status Submit(GenerationRequest request);

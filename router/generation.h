@@ -14,8 +14,8 @@ namespace jamba::router {
 
 struct GenerationRequest {
   std::string request_id;
-  std::vector<int32_t> prompt;       // token ids, validated against the vocabulary
-  SamplingOptions sampling;          // validated: sampling, stops, limits, seed, logprobs
+  std::vector<int32_t> prompt;  // token ids, validated against the vocabulary
+  SamplingOptions sampling;     // validated: sampling, stops, limits, seed, logprobs
   absl::Time arrival;
   absl::Time deadline = absl::InfiniteFuture();
 };
@@ -24,8 +24,8 @@ enum class FinishReason { kLength, kEos, kStopSequence, kStopToken, kContextLimi
 
 struct GeneratedToken {
   int32_t id = 0;
-  float logprob = 0;                              // when logprobs >= 0
-  std::vector<std::pair<int32_t, float>> top;     // top-n alternatives
+  float logprob = 0;                           // when logprobs >= 0
+  std::vector<std::pair<int32_t, float>> top;  // top-n alternatives
 };
 
 struct FinishInfo {

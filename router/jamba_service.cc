@@ -93,9 +93,9 @@ grpc::ServerUnaryReactor* JambaServiceImpl::GetModelInfo(grpc::CallbackServerCon
   return reactor;
 }
 
-grpc::ServerUnaryReactor* JambaServiceImpl::CountTokens(grpc::CallbackServerContext* context,
-                                                        const jamba::v1::CountTokensRequest* request,
-                                                        jamba::v1::CountTokensResponse* response) {
+grpc::ServerUnaryReactor* JambaServiceImpl::CountTokens(
+    grpc::CallbackServerContext* context, const jamba::v1::CountTokensRequest* request,
+    jamba::v1::CountTokensResponse* response) {
   const bool add_bos = !request->has_add_bos() || request->add_bos();
   absl::StatusOr<std::vector<int32_t>> ids = PromptIds(
       request->has_token_ids() ? &request->token_ids() : nullptr,

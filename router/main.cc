@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   options.backend = absl::GetFlag(FLAGS_backend);
   options.tokenizer_path = absl::GetFlag(FLAGS_tokenizer);
   options.placement_path = absl::GetFlag(FLAGS_placement);
-  for (absl::string_view shard : absl::StrSplit(absl::GetFlag(FLAGS_experts), ',', absl::SkipEmpty())) {
+  for (absl::string_view shard :
+       absl::StrSplit(absl::GetFlag(FLAGS_experts), ',', absl::SkipEmpty())) {
     options.expert_shards.push_back(absl::StrSplit(shard, '|', absl::SkipEmpty()));
   }
   options.engine.max_running = absl::GetFlag(FLAGS_max_running);

@@ -76,38 +76,73 @@ FailureReason FailureReasonOf(const absl::Status& status) {
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
-  ttft_ = &BuildHistogram().Name("jamba_time_to_first_token_seconds")
-               .Help("From arrival to the first generated token.").Register(r).Add({}, kLatencyBuckets);
-  itl_ = &BuildHistogram().Name("jamba_inter_token_latency_seconds")
-              .Help("Between consecutive generated tokens of a request.").Register(r)
+  ttft_ = &BuildHistogram()
+               .Name("jamba_time_to_first_token_seconds")
+               .Help("From arrival to the first generated token.")
+               .Register(r)
+               .Add({}, kLatencyBuckets);
+  itl_ = &BuildHistogram()
+              .Name("jamba_inter_token_latency_seconds")
+              .Help("Between consecutive generated tokens of a request.")
+              .Register(r)
               .Add({}, kLatencyBuckets);
-  e2e_ = &BuildHistogram().Name("jamba_e2e_request_latency_seconds")
-              .Help("From arrival to the end of a finished request.").Register(r)
+  e2e_ = &BuildHistogram()
+              .Name("jamba_e2e_request_latency_seconds")
+              .Help("From arrival to the end of a finished request.")
+              .Register(r)
               .Add({}, kLatencyBuckets);
-  queue_ = &BuildHistogram().Name("jamba_request_queue_time_seconds")
-                .Help("From arrival to admission into the running batch.").Register(r)
+  queue_ = &BuildHistogram()
+                .Name("jamba_request_queue_time_seconds")
+                .Help("From arrival to admission into the running batch.")
+                .Register(r)
                 .Add({}, kLatencyBuckets);
-  expert_rtt_ = &BuildHistogram().Name("jamba_expert_round_trip_seconds")
-                     .Help("One MoE layer's expert call to one shard, send to reply.").Register(r);
-  running_ = &BuildGauge().Name("jamba_requests_running").Help("Requests in the running batch.")
-                  .Register(r).Add({});
-  waiting_ = &BuildGauge().Name("jamba_requests_waiting").Help("Requests in the waiting queue.")
-                  .Register(r).Add({});
-  pool_used_ = &BuildGauge().Name("jamba_state_pool_used_bytes")
-                    .Help("Sequence state (KV cache, conv/SSM state) reserved by admitted requests.")
-                    .Register(r).Add({});
-  pool_capacity_ = &BuildGauge().Name("jamba_state_pool_capacity_bytes")
-                        .Help("The state pool's budget.").Register(r).Add({});
-  prompt_tokens_ = &BuildCounter().Name("jamba_prompt_tokens_total")
-                        .Help("Prompt tokens of finished requests.").Register(r).Add({});
-  generated_tokens_ = &BuildCounter().Name("jamba_generation_tokens_total")
-                           .Help("Generated tokens.").Register(r).Add({});
-  routed_ = &BuildCounter().Name("jamba_expert_routed_tokens_total")
-                 .Help("Token rows routed to each expert, by MoE layer and expert id.").Register(r);
-  finished_ = &BuildCounter().Name("jamba_requests_finished_total")
-                   .Help("Requests that finished, by finish reason.").Register(r);
-  failures_ = &BuildCounter().Name("jamba_request_failures_total")
-                   .Help("Requests that ended in an error, by reason.").Register(r);
+  expert_rtt_ = &BuildHistogram()
+                     .Name("jamba_expert_round_trip_seconds")
+                     .Help("One MoE layer's expert call to one shard, send to reply.")
+                     .Register(r);
+  running_ = &BuildGauge()
+                  .Name("jamba_requests_running")
+                  .Help("Requests in the running batch.")
+                  .Register(r)
+                  .Add({});
+  waiting_ = &BuildGauge()
+                  .Name("jamba_requests_waiting")
+                  .Help("Requests in the waiting queue.")
+                  .Register(r)
+                  .Add({});
+  pool_used_ =
+      &BuildGauge()
+           .Name("jamba_state_pool_used_bytes")
+           .Help("Sequence state (KV cache, conv/SSM state) reserved by admitted requests.")
+           .Register(r)
+           .Add({});
+  pool_capacity_ = &BuildGauge()
+                        .Name("jamba_state_pool_capacity_bytes")
+                        .Help("The state pool's budget.")
+                        .Register(r)
+                        .Add({});
+  prompt_tokens_ = &BuildCounter()
+                        .Name("jamba_prompt_tokens_total")
+                        .Help("Prompt tokens of finished requests.")
+                        .Register(r)
+                        .Add({});
+  generated_tokens_ = &BuildCounter()
+                           .Name("jamba_generation_tokens_total")
+                           .Help("Generated tokens.")
+                           .Register(r)
+                           .Add({});
+  routed_ = &BuildCounter()
+                 .Name("jamba_expert_routed_tokens_total")
+                 .Help("Token rows routed to each expert, by MoE layer and expert id.")
+                 .Register(r);
+  finished_ = &BuildCounter()
+                   .Name("jamba_requests_finished_total")
+                   .Help("Requests that finished, by finish reason.")
+                   .Register(r);
+  failures_ = &BuildCounter()
+                   .Name("jamba_request_failures_total")
+                   .Help("Requests that ended in an error, by reason.")
+                   .Register(r);
 }
 
 absl::Status Metrics::Serve(const std::string& address) {
@@ -116,7 +151,8 @@ absl::Status Metrics::Serve(const std::string& address) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
   }
   exposer_->RegisterCollectable(registry_);
   const std::vector<int> ports = exposer_->GetListeningPorts();
@@ -161,7 +197,8 @@ void Metrics::CountRoutedTokens(int layer, int expert, int64_t tokens) {
     absl::MutexLock lock(&mu_);
     auto [it, added] = routed_by_expert_.try_emplace({layer, expert}, nullptr);
     if (added) {
-      it->second = &routed_->Add({{"layer", absl::StrCat(layer)}, {"expert", absl::StrCat(expert)}});
+      it->second =
+          &routed_->Add({{"layer", absl::StrCat(layer)}, {"expert", absl::StrCat(expert)}});
     }
     c = it->second;
   }

@@ -23,7 +23,14 @@
 namespace jamba::router {
 
 // Why a request failed, for jamba_request_failures_total{reason}.
-enum class FailureReason { kValidation, kOverloaded, kCancelled, kDeadline, kUnavailable, kInternal };
+enum class FailureReason {
+  kValidation,
+  kOverloaded,
+  kCancelled,
+  kDeadline,
+  kUnavailable,
+  kInternal
+};
 
 class Metrics {
  public:

@@ -39,8 +39,8 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const jamba::v1::TokenIds* ids,
       return FieldError("text", "this model has no tokenizer; send token_ids");
     }
     if (text->size() > limits.max_text_bytes) {
-      return FieldError("text", absl::StrCat(text->size(), " bytes exceed the limit of ",
-                                             limits.max_text_bytes));
+      return FieldError(
+          "text", absl::StrCat(text->size(), " bytes exceed the limit of ", limits.max_text_bytes));
     }
     absl::StatusOr<std::vector<int32_t>> encoded = tokenizer->Encode(*text, add_bos);
     if (!encoded.ok()) return FieldError("text", encoded.status().message());
@@ -50,9 +50,9 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const jamba::v1::TokenIds* ids,
   }
   if (prompt.empty()) return FieldError("input", "the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) >= limits.context_limit) {
-    return FieldError("input", absl::StrCat("the prompt has ", prompt.size(),
-                                            " tokens; the context limit is ", limits.context_limit,
-                                            " including at least one generated token"));
+    return FieldError(
+        "input", absl::StrCat("the prompt has ", prompt.size(), " tokens; the context limit is ",
+                              limits.context_limit, " including at least one generated token"));
   }
   return prompt;
 }
@@ -63,20 +63,20 @@ absl::StatusOr<GenerationRequest> ValidateGenerateRequest(const jamba::v1::Gener
                                                           const RequestLimits& limits) {
   GenerationRequest r;
   if (request.request_id().size() > limits.max_request_id_bytes) {
-    return FieldError("request_id", absl::StrCat("longer than ", limits.max_request_id_bytes,
-                                                 " bytes"));
+    return FieldError("request_id",
+                      absl::StrCat("longer than ", limits.max_request_id_bytes, " bytes"));
   }
   r.request_id = request.request_id();
   const bool add_bos = !request.has_add_bos() || request.add_bos();
-  ASSIGN_OR_RETURN(r.prompt,
-                   PromptIds(request.has_token_ids() ? &request.token_ids() : nullptr,
-                             request.input_case() == jamba::v1::GenerateRequest::kText
-                                 ? &request.text()
-                                 : nullptr,
-                             add_bos, tokenizer, config, limits));
+  ASSIGN_OR_RETURN(r.prompt, PromptIds(request.has_token_ids() ? &request.token_ids() : nullptr,
+                                       request.input_case() == jamba::v1::GenerateRequest::kText
+                                           ? &request.text()
+                                           : nullptr,
+                                       add_bos, tokenizer, config, limits));
 
   const jamba::v1::SamplingParams& s = request.sampling();
-  const uint32_t max_new = s.has_max_new_tokens() ? s.max_new_tokens() : limits.default_max_new_tokens;
+  const uint32_t max_new =
+      s.has_max_new_tokens() ? s.max_new_tokens() : limits.default_max_new_tokens;
   if (max_new > limits.max_new_tokens) {
     return FieldError("sampling.max_new_tokens",
                       absl::StrCat(max_new, " is outside [1, ", limits.max_new_tokens, "]"));
@@ -84,7 +84,8 @@ absl::StatusOr<GenerationRequest> ValidateGenerateRequest(const jamba::v1::Gener
   SamplingOptions& o = r.sampling;
   o.max_new_tokens = static_cast<int32_t>(max_new);
   if (s.has_temperature()) o.temperature = s.temperature();
-  if (s.has_top_k()) o.top_k = static_cast<int32_t>(std::min<uint32_t>(s.top_k(), config.vocab_size));
+  if (s.has_top_k())
+    o.top_k = static_cast<int32_t>(std::min<uint32_t>(s.top_k(), config.vocab_size));
   if (s.has_top_p()) o.top_p = s.top_p();
   if (s.has_min_p()) o.min_p = s.min_p();
   if (s.has_repetition_penalty()) o.repetition_penalty = s.repetition_penalty();

@@ -15,7 +15,7 @@
 namespace jamba::router {
 
 struct RequestLimits {
-  int64_t context_limit = 0;     // prompt + generated tokens
+  int64_t context_limit = 0;  // prompt + generated tokens
   uint32_t max_new_tokens = 4096;
   uint32_t default_max_new_tokens = 64;
   size_t max_request_id_bytes = 256;

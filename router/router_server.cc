@@ -61,10 +61,9 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   ASSIGN_OR_RETURN(r->mixer_, mixer::MixerExecutor::Create(mixer_options));
 
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      options.tokenizer_path.empty()
-          ? LoadTokenizerForModel(options.model_dir)
-          : absl::StatusOr<std::unique_ptr<Tokenizer>>(
-                SentencePieceTokenizer::Load(options.tokenizer_path));
+      options.tokenizer_path.empty() ? LoadTokenizerForModel(options.model_dir)
+                                     : absl::StatusOr<std::unique_ptr<Tokenizer>>(
+                                           SentencePieceTokenizer::Load(options.tokenizer_path));
   if (tokenizer.ok()) {
     r->tokenizer_ = *std::move(tokenizer);
     Log(absl::StrCat("tokenizer with ", r->tokenizer_->vocab_size(), " tokens"));
@@ -74,8 +73,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     return tokenizer.status();
   }
 
-  r->engine_ = std::make_unique<Engine>(r->mixer_.get(), r->tokenizer_.get(), options.engine,
-                                        &r->metrics_);
+  r->engine_ =
+      std::make_unique<Engine>(r->mixer_.get(), r->tokenizer_.get(), options.engine, &r->metrics_);
   Log(r->engine_->CapacitySummary());
   if (options.metrics_port >= 0) {
     RETURN_IF_ERROR(
@@ -98,8 +97,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   builder.SetMaxReceiveMessageSize(4 << 20);
   r->server_ = builder.BuildAndStart();
   if (r->server_ == nullptr || r->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address, ":",
-                                               options.port));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen_address, ":", options.port));
   }
   r->server_->GetHealthCheckService()->SetServingStatus("", true);
   r->SetServing(false);
@@ -108,9 +107,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   if (!experts.ok()) Log(absl::StrCat("expert shards not ready: ", experts.ToString()));
   r->SetServing(experts.ok());
   if (experts.ok()) Log("serving");
-  r->monitor_ = std::thread([raw = r.get(), interval = options.health_interval] {
-    raw->MonitorHealth(interval);
-  });
+  r->monitor_ = std::thread(
+      [raw = r.get(), interval = options.health_interval] { raw->MonitorHealth(interval); });
   return r;
 }
 

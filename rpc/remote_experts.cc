@@ -238,9 +238,9 @@ absl::Status RemoteExperts::Run(int layer, const Tensor& x, const Tensor& weight
       late.push_back(Describe(sent[i]));
     }
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the request deadline passed waiting for MoE layer ", layer, " from ",
-          absl::StrJoin(late, ", ")));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the request deadline passed waiting for MoE layer ", layer, " from ",
+                       absl::StrJoin(late, ", ")));
     }
     return absl::UnavailableError(
         absl::StrCat("no answer within ", absl::FormatDuration(options_.call_timeout),

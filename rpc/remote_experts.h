@@ -73,7 +73,8 @@ class RemoteExperts final : public model::ExpertRunner {
   // Calls made from now on also end by `deadline` (the batch's earliest
   // request deadline); InfiniteFuture() lifts it. Thread-compatible with Run.
   void set_deadline(absl::Time deadline) {
-    deadline_ns_.store(deadline == absl::InfiniteFuture() ? INT64_MAX : absl::ToUnixNanos(deadline));
+    deadline_ns_.store(deadline == absl::InfiniteFuture() ? INT64_MAX
+                                                          : absl::ToUnixNanos(deadline));
   }
 
   const ExpertPlacement& placement() const { return placement_; }

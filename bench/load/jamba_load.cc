@@ -63,8 +63,8 @@ void RunOne(jamba::v1::JambaService::Stub* stub, uint64_t seed, int32_t vocab, R
   request.mutable_sampling()->set_temperature(0);
   request.mutable_sampling()->set_max_new_tokens(absl::GetFlag(FLAGS_output_tokens));
   request.mutable_sampling()->set_ignore_eos(true);
-  const bool cancel = std::uniform_real_distribution<double>(0, 1)(rng) <
-                      absl::GetFlag(FLAGS_cancel_fraction);
+  const bool cancel =
+      std::uniform_real_distribution<double>(0, 1)(rng) < absl::GetFlag(FLAGS_cancel_fraction);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(absl::GetFlag(FLAGS_timeout_s)));
@@ -108,7 +108,8 @@ void RunOne(jamba::v1::JambaService::Stub* stub, uint64_t seed, int32_t vocab, R
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
   auto stub = jamba::v1::JambaService::NewStub(channel);
   jamba::v1::ModelInfo info;
   {
@@ -143,7 +144,8 @@ int main(int argc, char** argv) {
   } else {
     for (int c = 0; c < absl::GetFlag(FLAGS_concurrency); ++c) {
       threads.emplace_back([&] {
-        for (int i = next++; more(i); i = next++) RunOne(stub.get(), seed * 1000003 + i, vocab, &results);
+        for (int i = next++; more(i); i = next++)
+          RunOne(stub.get(), seed * 1000003 + i, vocab, &results);
       });
     }
   }

@@ -23,21 +23,16 @@ void CheckParams(const AttentionParams& p) {
   CheckHost(p.out, op, "out");
   JAMBA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.head_dim > 0 &&
               p.n_heads % p.n_kv_heads == 0 && p.past >= 0)
-      << op << ": n_heads " << p.n_heads << " n_kv_heads " << p.n_kv_heads
-      << " head_dim " << p.head_dim << " past " << p.past
-      << " (want n_heads a multiple of n_kv_heads)";
+      << op << ": n_heads " << p.n_heads << " n_kv_heads " << p.n_kv_heads << " head_dim "
+      << p.head_dim << " past " << p.past << " (want n_heads a multiple of n_kv_heads)";
   const int64_t qd = static_cast<int64_t>(p.n_heads) * p.head_dim;
-  const bool ok = p.q.rank() == 2 && p.q.dim(1) == qd &&
-                  p.out.shape() == p.q.shape() && p.k_cache.rank() == 3 &&
-                  p.k_cache.dim(1) == p.n_kv_heads &&
-                  p.k_cache.dim(2) == p.head_dim &&
-                  p.v_cache.shape() == p.k_cache.shape() &&
+  const bool ok = p.q.rank() == 2 && p.q.dim(1) == qd && p.out.shape() == p.q.shape() &&
+                  p.k_cache.rank() == 3 && p.k_cache.dim(1) == p.n_kv_heads &&
+                  p.k_cache.dim(2) == p.head_dim && p.v_cache.shape() == p.k_cache.shape() &&
                   p.k_cache.dim(0) >= p.past + p.q.dim(0);
-  JAMBA_CHECK(ok) << op << ": q " << p.q.DebugString() << " k_cache "
-                  << p.k_cache.DebugString() << " v_cache "
-                  << p.v_cache.DebugString() << " out " << p.out.DebugString()
-                  << " past " << p.past
-                  << " (want q, out [L,n_heads*hd]; caches [T,n_kv_heads,hd]"
+  JAMBA_CHECK(ok) << op << ": q " << p.q.DebugString() << " k_cache " << p.k_cache.DebugString()
+                  << " v_cache " << p.v_cache.DebugString() << " out " << p.out.DebugString()
+                  << " past " << p.past << " (want q, out [L,n_heads*hd]; caches [T,n_kv_heads,hd]"
                   << " with T >= past+L)";
   for (const Tensor* t : {&p.q, &p.k_cache, &p.v_cache, &p.out}) {
     JAMBA_CHECK(t->dtype() == DType::kF32)
@@ -47,8 +42,7 @@ void CheckParams(const AttentionParams& p) {
 
 // out for query token i and query head `head`.
 // s: [past+L] scratch for scores; o: [hd] scratch for the output row.
-void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s,
-               float* o) {
+void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, float* o) {
   const int64_t hd = p.head_dim;
   const int64_t n_kv = p.n_kv_heads;
   const float* q = p.q.data<float>();         // [L, n_heads * hd]
@@ -58,7 +52,7 @@ void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s,
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Consecutive query heads share a KV head.  PyTorch: repeat_kv
   const int64_t kv = head / (p.n_heads / p.n_kv_heads);
-  const int64_t T_i = p.past + i + 1;  // keys 0..past+i are visible
+  const int64_t T_i = p.past + i + 1;                 // keys 0..past+i are visible
   const float* qi = q + (i * p.n_heads + head) * hd;  // [hd]
 
   // s_j = q_i · k_j / sqrt(hd) for j < T_i; later keys are masked out.
@@ -95,14 +89,13 @@ void CpuAttention(const AttentionParams& p) {
   CheckParams(p);
   const int64_t L = p.q.dim(0);
   // Work item (head, i) = head * L + i.
-  ThreadPool::Default().ParallelFor(
-      p.n_heads * L, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> s(p.past + L);  // [past+L] scores, then probs
-        std::vector<float> o(p.head_dim);  // [hd]
-        for (int64_t item = begin; item < end; ++item) {
-          AttendOne(p, item / L, item % L, s.data(), o.data());
-        }
-      });
+  ThreadPool::Default().ParallelFor(p.n_heads * L, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(p.past + L);  // [past+L] scores, then probs
+    std::vector<float> o(p.head_dim);  // [hd]
+    for (int64_t item = begin; item < end; ++item) {
+      AttendOne(p, item / L, item % L, s.data(), o.data());
+    }
+  });
 }
 
 }  // namespace jamba::kernels

@@ -20,16 +20,13 @@ void CheckParams(const CausalConv1dParams& p) {
   CheckHost(p.conv_state, op, "conv_state");
   CheckHost(p.y, op, "y");
   if (p.bias.defined()) CheckHost(p.bias, op, "bias");
-  const bool ranks =
-      p.x.rank() == 2 && p.weight.rank() == 2 && p.conv_state.rank() == 2;
+  const bool ranks = p.x.rank() == 2 && p.weight.rank() == 2 && p.conv_state.rank() == 2;
   const int64_t Di = ranks ? p.x.dim(1) : -1;
   const int64_t K = ranks ? p.weight.dim(1) : -1;
   const bool bias_ok = !p.bias.defined() || p.bias.shape() == Shape{Di};
-  JAMBA_CHECK(ranks && K >= 1 && p.weight.dim(0) == Di &&
-              p.conv_state.dim(0) == K - 1 && p.conv_state.dim(1) == Di &&
-              p.y.shape() == p.x.shape() && bias_ok)
-      << op << ": x " << p.x.DebugString() << " weight "
-      << p.weight.DebugString() << " bias "
+  JAMBA_CHECK(ranks && K >= 1 && p.weight.dim(0) == Di && p.conv_state.dim(0) == K - 1 &&
+              p.conv_state.dim(1) == Di && p.y.shape() == p.x.shape() && bias_ok)
+      << op << ": x " << p.x.DebugString() << " weight " << p.weight.DebugString() << " bias "
       << (p.bias.defined() ? p.bias.DebugString() : "none") << " conv_state "
       << p.conv_state.DebugString() << " y " << p.y.DebugString()
       << " (want x, y [L,Di], weight [Di,K], bias [Di], "
@@ -83,8 +80,7 @@ void ConvChannels(const CausalConv1dParams& p, int64_t d_begin, int64_t d_end) {
   }
   // conv_state = xx[L : L+K-1, :], the last K-1 inputs.
   for (int64_t k = 0; k < K - 1; ++k) {
-    std::copy(win.begin() + k * dn, win.begin() + (k + 1) * dn,
-              state + k * Di + d_begin);
+    std::copy(win.begin() + k * dn, win.begin() + (k + 1) * dn, state + k * Di + d_begin);
   }
 }
 
@@ -93,8 +89,7 @@ void ConvChannels(const CausalConv1dParams& p, int64_t d_begin, int64_t d_end) {
 void CpuCausalConv1d(const CausalConv1dParams& p) {
   CheckParams(p);
   ThreadPool::Default().ParallelFor(
-      p.x.dim(1), 64,
-      [&](int64_t d_begin, int64_t d_end) { ConvChannels(p, d_begin, d_end); });
+      p.x.dim(1), 64, [&](int64_t d_begin, int64_t d_end) { ConvChannels(p, d_begin, d_end); });
 }
 
 }  // namespace jamba::kernels

@@ -21,29 +21,27 @@ absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
           absl::StrCat("Allocate: negative dimension in ", ShapeString(shape)));
     }
     if (d != 0 && bytes > max_bytes / static_cast<uint64_t>(d)) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "Allocate: ", ShapeString(shape), " overflows the address space"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("Allocate: ", ShapeString(shape), " overflows the address space"));
     }
     bytes *= static_cast<uint64_t>(d);
   }
   std::shared_ptr<Buffer> buffer = AllocateHostBuffer(bytes);
   if (buffer == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("Allocate: out of host memory for ", DTypeName(dtype),
-                     ShapeString(shape), " (", bytes, " bytes)"));
+    return absl::ResourceExhaustedError(absl::StrCat("Allocate: out of host memory for ",
+                                                     DTypeName(dtype), ShapeString(shape), " (",
+                                                     bytes, " bytes)"));
   }
   return Tensor(dtype, std::move(shape), std::move(buffer));
 }
 
 void CpuBackend::Copy(const Tensor& src, Tensor* dst) { CpuCopy(src, dst); }
 
-void CpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias,
-                        Tensor* y) {
+void CpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   CpuMatMul(x, w, bias, y);
 }
 
-void CpuBackend::RmsNorm(const Tensor& x, const Tensor& gain, float eps,
-                         Tensor* y) {
+void CpuBackend::RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) {
   CpuRmsNorm(x, gain, eps, y);
 }
 
@@ -51,26 +49,19 @@ void CpuBackend::Embedding(const Tensor& table, const Tensor& ids, Tensor* y) {
   CpuEmbedding(table, ids, y);
 }
 
-void CpuBackend::Add(const Tensor& a, const Tensor& b, Tensor* y) {
-  CpuAdd(a, b, y);
-}
+void CpuBackend::Add(const Tensor& a, const Tensor& b, Tensor* y) { CpuAdd(a, b, y); }
 
 void CpuBackend::SiluMul(const Tensor& gate, const Tensor& up, Tensor* y) {
   CpuSiluMul(gate, up, y);
 }
 
-void CpuBackend::CausalConv1d(const CausalConv1dParams& p) {
-  CpuCausalConv1d(p);
-}
+void CpuBackend::CausalConv1d(const CausalConv1dParams& p) { CpuCausalConv1d(p); }
 
-void CpuBackend::SelectiveScan(const SelectiveScanParams& p) {
-  CpuSelectiveScan(p);
-}
+void CpuBackend::SelectiveScan(const SelectiveScanParams& p) { CpuSelectiveScan(p); }
 
 void CpuBackend::Attention(const AttentionParams& p) { CpuAttention(p); }
 
-void CpuBackend::MoeGate(const Tensor& logits, int k, Tensor* weights,
-                         Tensor* experts) {
+void CpuBackend::MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) {
   CpuMoeGate(logits, k, weights, experts);
 }
 
@@ -78,15 +69,13 @@ void CpuBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) {
   CpuGatherRows(x, rows, y);
 }
 
-void CpuBackend::ScatterAddRows(const Tensor& x, const Tensor& rows,
-                                const Tensor& scale, Tensor* y) {
+void CpuBackend::ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale,
+                                Tensor* y) {
   CpuScatterAddRows(x, rows, scale, y);
 }
 
 absl::Status CpuBackend::Synchronize() { return absl::OkStatus(); }
 
-std::unique_ptr<Backend> CreateCpuBackend() {
-  return std::make_unique<CpuBackend>();
-}
+std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
 
 }  // namespace jamba::kernels

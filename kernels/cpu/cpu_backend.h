@@ -19,10 +19,8 @@ class CpuBackend final : public Backend {
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   void Copy(const Tensor& src, Tensor* dst) override;
 
-  void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias,
-              Tensor* y) override;
-  void RmsNorm(const Tensor& x, const Tensor& gain, float eps,
-               Tensor* y) override;
+  void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
+  void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
   void Embedding(const Tensor& table, const Tensor& ids, Tensor* y) override;
   void Add(const Tensor& a, const Tensor& b, Tensor* y) override;
   void SiluMul(const Tensor& gate, const Tensor& up, Tensor* y) override;
@@ -31,11 +29,9 @@ class CpuBackend final : public Backend {
   void SelectiveScan(const SelectiveScanParams& p) override;
   void Attention(const AttentionParams& p) override;
 
-  void MoeGate(const Tensor& logits, int k, Tensor* weights,
-               Tensor* experts) override;
+  void MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) override;
-  void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale,
-                      Tensor* y) override;
+  void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y) override;
 
   // CPU ops finish before they return.
   absl::Status Synchronize() override;

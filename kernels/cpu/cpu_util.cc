@@ -36,8 +36,7 @@ bool IsFloatDType(DType dtype) {
 void CheckHost(const Tensor& t, const char* op, const char* name) {
   JAMBA_CHECK(t.defined()) << op << ": " << name << " is undefined";
   JAMBA_CHECK(t.device() == Device::kCpu)
-      << op << ": " << name << " " << t.DebugString()
-      << " is not in host memory";
+      << op << ": " << name << " " << t.DebugString() << " is not in host memory";
 }
 
 }  // namespace jamba::kernels

@@ -15,9 +15,7 @@ namespace jamba::kernels {
 inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
 
 // softplus with torch's threshold 20.  PyTorch: F.softplus(v)
-inline float Softplus(float v) {
-  return v > 20.0f ? v : std::log1p(std::exp(v));
-}
+inline float Softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
 // dst[0:n] = f32(src[0:n]) for src of dtype F32, BF16 or F16.
 void RowToF32(const void* src, DType dtype, int64_t n, float* dst);

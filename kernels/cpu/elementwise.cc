@@ -14,16 +14,14 @@ namespace {
 // tensors are worth splitting.
 constexpr int64_t kMinChunk = 1 << 14;
 
-void CheckBinary(const char* op, const Tensor& a, const Tensor& b,
-                 const Tensor& y) {
+void CheckBinary(const char* op, const Tensor& a, const Tensor& b, const Tensor& y) {
   CheckHost(a, op, "a");
   CheckHost(b, op, "b");
   CheckHost(y, op, "y");
-  JAMBA_CHECK(a.shape() == b.shape() && y.shape() == a.shape() &&
-              a.dtype() == DType::kF32 && b.dtype() == DType::kF32 &&
-              y.dtype() == DType::kF32)
-      << op << ": a " << a.DebugString() << " b " << b.DebugString() << " y "
-      << y.DebugString() << " (want three f32 tensors of one shape)";
+  JAMBA_CHECK(a.shape() == b.shape() && y.shape() == a.shape() && a.dtype() == DType::kF32 &&
+              b.dtype() == DType::kF32 && y.dtype() == DType::kF32)
+      << op << ": a " << a.DebugString() << " b " << b.DebugString() << " y " << y.DebugString()
+      << " (want three f32 tensors of one shape)";
 }
 
 }  // namespace

@@ -13,24 +13,21 @@ void CpuEmbedding(const Tensor& table, const Tensor& ids, Tensor* y) {
   CheckHost(table, "Embedding", "table");
   CheckHost(ids, "Embedding", "ids");
   CheckHost(*y, "Embedding", "y");
-  JAMBA_CHECK(table.rank() == 2 && ids.rank() == 1 && y->rank() == 2 &&
-              y->dim(0) == ids.dim(0) && y->dim(1) == table.dim(1))
-      << "Embedding: table " << table.DebugString() << " ids "
-      << ids.DebugString() << " y " << y->DebugString()
-      << " (want table [V,H], ids [L], y [L,H])";
+  JAMBA_CHECK(table.rank() == 2 && ids.rank() == 1 && y->rank() == 2 && y->dim(0) == ids.dim(0) &&
+              y->dim(1) == table.dim(1))
+      << "Embedding: table " << table.DebugString() << " ids " << ids.DebugString() << " y "
+      << y->DebugString() << " (want table [V,H], ids [L], y [L,H])";
   JAMBA_CHECK(IsFloatDType(table.dtype()) && ids.dtype() == DType::kI32 &&
               y->dtype() == DType::kF32)
-      << "Embedding: table " << table.DebugString() << " ids "
-      << ids.DebugString() << " y " << y->DebugString()
-      << " (want F32/BF16/F16 table, I32 ids, F32 y)";
+      << "Embedding: table " << table.DebugString() << " ids " << ids.DebugString() << " y "
+      << y->DebugString() << " (want F32/BF16/F16 table, I32 ids, F32 y)";
   const int64_t V = table.dim(0);
   const int64_t H = table.dim(1);
   const int64_t L = ids.dim(0);
   const int32_t* id = ids.data<int32_t>();  // [L]
   for (int64_t l = 0; l < L; ++l) {
     JAMBA_CHECK(id[l] >= 0 && id[l] < V)
-        << "Embedding: ids[" << l << "] = " << id[l] << " outside [0, " << V
-        << ")";
+        << "Embedding: ids[" << l << "] = " << id[l] << " outside [0, " << V << ")";
   }
   // [V, H] in the table's dtype, one row = row_bytes.
   const char* td = static_cast<const char*>(table.raw_data());

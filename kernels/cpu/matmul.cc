@@ -28,13 +28,12 @@ float Dot(const float* a, const float* b, int64_t n) {
   }
   float tail = 0.0f;
   for (; k < n; ++k) tail += a[k] * b[k];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
-         ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
 // Output columns [n_begin, n_end) of y = x · wᵀ + bias (bias may be null).
-void MatMulColumns(const Tensor& x, const Tensor& w, const float* bias,
-                   Tensor* y, int64_t n_begin, int64_t n_end) {
+void MatMulColumns(const Tensor& x, const Tensor& w, const float* bias, Tensor* y, int64_t n_begin,
+                   int64_t n_end) {
   const int64_t M = x.dim(0);
   const int64_t K = x.dim(1);
   const int64_t N = w.dim(0);
@@ -70,34 +69,29 @@ void MatMulColumns(const Tensor& x, const Tensor& w, const float* bias,
 
 }  // namespace
 
-void CpuMatMul(const Tensor& x, const Tensor& w, const Tensor* bias,
-               Tensor* y) {
+void CpuMatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   CheckHost(x, "MatMul", "x");
   CheckHost(w, "MatMul", "w");
   CheckHost(*y, "MatMul", "y");
-  JAMBA_CHECK(x.rank() == 2 && w.rank() == 2 && y->rank() == 2 &&
-              x.dim(1) == w.dim(1) && y->dim(0) == x.dim(0) &&
-              y->dim(1) == w.dim(0))
-      << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y "
-      << y->DebugString() << " (want x [M,K], w [N,K], y [M,N])";
-  JAMBA_CHECK(x.dtype() == DType::kF32 && y->dtype() == DType::kF32 &&
-              IsFloatDType(w.dtype()))
-      << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y "
-      << y->DebugString() << " (want f32 x and y; F32, BF16 or F16 w)";
+  JAMBA_CHECK(x.rank() == 2 && w.rank() == 2 && y->rank() == 2 && x.dim(1) == w.dim(1) &&
+              y->dim(0) == x.dim(0) && y->dim(1) == w.dim(0))
+      << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y " << y->DebugString()
+      << " (want x [M,K], w [N,K], y [M,N])";
+  JAMBA_CHECK(x.dtype() == DType::kF32 && y->dtype() == DType::kF32 && IsFloatDType(w.dtype()))
+      << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y " << y->DebugString()
+      << " (want f32 x and y; F32, BF16 or F16 w)";
   JAMBA_CHECK(y->raw_data() != x.raw_data()) << "MatMul: y must not alias x";
   const float* b = nullptr;  // [N]
   if (bias != nullptr) {
     CheckHost(*bias, "MatMul", "bias");
     JAMBA_CHECK(bias->dtype() == DType::kF32 && bias->numel() == w.dim(0))
-        << "MatMul: bias " << bias->DebugString() << " for w "
-        << w.DebugString();
+        << "MatMul: bias " << bias->DebugString() << " for w " << w.DebugString();
     b = bias->data<float>();
   }
   // Threads own disjoint ranges of output columns.
-  ThreadPool::Default().ParallelFor(w.dim(0), kBlockN,
-                                    [&](int64_t n_begin, int64_t n_end) {
-                                      MatMulColumns(x, w, b, y, n_begin, n_end);
-                                    });
+  ThreadPool::Default().ParallelFor(w.dim(0), kBlockN, [&](int64_t n_begin, int64_t n_end) {
+    MatMulColumns(x, w, b, y, n_begin, n_end);
+  });
 }
 
 }  // namespace jamba::kernels

@@ -20,16 +20,13 @@ void CpuMoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) {
   const bool ok = logits.rank() == 2 && k >= 1 && k <= logits.dim(1) &&
                   weights->shape() == Shape{logits.dim(0), k} &&
                   experts->shape() == weights->shape();
-  JAMBA_CHECK(ok)
-      << "MoeGate: logits " << logits.DebugString() << " k " << k << " weights "
-      << weights->DebugString() << " experts " << experts->DebugString()
-      << " (want logits [L,E], weights, experts [L,k], 1 <= k <= E)";
-  JAMBA_CHECK(logits.dtype() == DType::kF32 &&
-              weights->dtype() == DType::kF32 &&
+  JAMBA_CHECK(ok) << "MoeGate: logits " << logits.DebugString() << " k " << k << " weights "
+                  << weights->DebugString() << " experts " << experts->DebugString()
+                  << " (want logits [L,E], weights, experts [L,k], 1 <= k <= E)";
+  JAMBA_CHECK(logits.dtype() == DType::kF32 && weights->dtype() == DType::kF32 &&
               experts->dtype() == DType::kI32)
-      << "MoeGate: logits " << logits.DebugString() << " weights "
-      << weights->DebugString() << " experts " << experts->DebugString()
-      << " (want f32, f32, i32)";
+      << "MoeGate: logits " << logits.DebugString() << " weights " << weights->DebugString()
+      << " experts " << experts->DebugString() << " (want f32, f32, i32)";
   const int64_t L = logits.dim(0);
   const int64_t E = logits.dim(1);
   const float* r = logits.data<float>();  // [L, E]
@@ -54,9 +51,7 @@ void CpuMoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) {
     //              routing_weights, top_k, dim=-1)
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int32_t a, int32_t b) {
-                        return p[a] > p[b] || (p[a] == p[b] && a < b);
-                      });
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
     for (int j = 0; j < k; ++j) {
       e[l * k + j] = order[j];
       w[l * k + j] = p[order[j]];

@@ -47,7 +47,6 @@ void CpuGatherRows(const Tensor& x, const Tensor& rows, Tensor* y);
 
 // y[rows[i],:] += scale[i] * x[i,:] for i = 0..n-1 in order.
 // x: [n,D] f32, rows: [n] i32, scale: [n] f32, y: [R,D] f32.
-void CpuScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale,
-                       Tensor* y);
+void CpuScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y);
 
 }  // namespace jamba::kernels

@@ -16,12 +16,11 @@ void CpuRmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) {
   CheckHost(*y, "RmsNorm", "y");
   JAMBA_CHECK(x.rank() == 2 && y->shape() == x.shape() && gain.rank() == 1 &&
               gain.dim(0) == x.dim(1))
-      << "RmsNorm: x " << x.DebugString() << " gain " << gain.DebugString()
-      << " y " << y->DebugString() << " (want x, y [M,D], gain [D])";
-  JAMBA_CHECK(x.dtype() == DType::kF32 && gain.dtype() == DType::kF32 &&
-              y->dtype() == DType::kF32)
-      << "RmsNorm: x " << x.DebugString() << " gain " << gain.DebugString()
-      << " y " << y->DebugString() << " (want f32)";
+      << "RmsNorm: x " << x.DebugString() << " gain " << gain.DebugString() << " y "
+      << y->DebugString() << " (want x, y [M,D], gain [D])";
+  JAMBA_CHECK(x.dtype() == DType::kF32 && gain.dtype() == DType::kF32 && y->dtype() == DType::kF32)
+      << "RmsNorm: x " << x.DebugString() << " gain " << gain.DebugString() << " y "
+      << y->DebugString() << " (want f32)";
   const int64_t M = x.dim(0);
   const int64_t D = x.dim(1);
   const float* xd = x.data<float>();    // [M, D]

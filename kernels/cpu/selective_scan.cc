@@ -30,27 +30,23 @@ void CheckParams(const SelectiveScanParams& p) {
   const int64_t N = ranks ? p.A.dim(1) : -1;
   const Shape l_di = {L, Di};
   const Shape l_n = {L, N};
-  JAMBA_CHECK(ranks && p.A.dim(0) == Di && p.delta.shape() == l_di &&
-              p.z.shape() == l_di && p.y.shape() == l_di &&
-              p.B.shape() == l_n && p.C.shape() == l_n &&
+  JAMBA_CHECK(ranks && p.A.dim(0) == Di && p.delta.shape() == l_di && p.z.shape() == l_di &&
+              p.y.shape() == l_di && p.B.shape() == l_n && p.C.shape() == l_n &&
               p.D.shape() == Shape{Di} && p.ssm_state.shape() == p.A.shape())
-      << op << ": u " << p.u.DebugString() << " delta " << p.delta.DebugString()
-      << " A " << p.A.DebugString() << " B " << p.B.DebugString() << " C "
-      << p.C.DebugString() << " D " << p.D.DebugString() << " z "
-      << p.z.DebugString() << " ssm_state " << p.ssm_state.DebugString()
-      << " y " << p.y.DebugString()
+      << op << ": u " << p.u.DebugString() << " delta " << p.delta.DebugString() << " A "
+      << p.A.DebugString() << " B " << p.B.DebugString() << " C " << p.C.DebugString() << " D "
+      << p.D.DebugString() << " z " << p.z.DebugString() << " ssm_state "
+      << p.ssm_state.DebugString() << " y " << p.y.DebugString()
       << " (want u, delta, z, y [L,Di]; A, ssm_state [Di,N]; B, C [L,N]; "
       << "D [Di])";
-  for (const Tensor* t :
-       {&p.u, &p.delta, &p.A, &p.B, &p.C, &p.D, &p.z, &p.ssm_state, &p.y}) {
+  for (const Tensor* t : {&p.u, &p.delta, &p.A, &p.B, &p.C, &p.D, &p.z, &p.ssm_state, &p.y}) {
     JAMBA_CHECK(t->dtype() == DType::kF32)
         << op << ": every tensor must be f32, got " << t->DebugString();
   }
 }
 
 // Channels [d_begin, d_end) of the scan, over all L tokens.
-void ScanChannels(const SelectiveScanParams& p, int64_t d_begin,
-                  int64_t d_end) {
+void ScanChannels(const SelectiveScanParams& p, int64_t d_begin, int64_t d_end) {
   const int64_t L = p.u.dim(0);
   const int64_t Di = p.u.dim(1);
   const int64_t N = p.A.dim(1);
@@ -95,8 +91,7 @@ void ScanChannels(const SelectiveScanParams& p, int64_t d_begin,
 void CpuSelectiveScan(const SelectiveScanParams& p) {
   CheckParams(p);
   ThreadPool::Default().ParallelFor(
-      p.u.dim(1), 16,
-      [&](int64_t d_begin, int64_t d_end) { ScanChannels(p, d_begin, d_end); });
+      p.u.dim(1), 16, [&](int64_t d_begin, int64_t d_end) { ScanChannels(p, d_begin, d_end); });
 }
 
 }  // namespace jamba::kernels

@@ -62,8 +62,7 @@ TEST(Bf16Test, RoundsToNearestEven) {
 TEST(Bf16Test, SpecialValues) {
   EXPECT_EQ(F32ToBf16(std::numeric_limits<float>::infinity()), 0x7f80);
   EXPECT_EQ(F32ToBf16(-std::numeric_limits<float>::infinity()), 0xff80);
-  EXPECT_TRUE(std::isnan(
-      Bf16ToF32(F32ToBf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isnan(Bf16ToF32(F32ToBf16(std::numeric_limits<float>::quiet_NaN()))));
   // A NaN whose payload lives only in the low bits must not become inf.
   EXPECT_TRUE(std::isnan(Bf16ToF32(F32ToBf16(FromBits(0x7f800001)))));
   // The smallest f32 subnormal rounds to zero; a bf16 subnormal is exact.

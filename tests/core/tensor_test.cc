@@ -67,12 +67,10 @@ TEST(TensorTest, ReshapeAndClone) {
 }
 
 TEST(TensorTest, WrapExternalKeepsOwnerAlive) {
-  auto owner =
-      std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
+  auto owner = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
   std::weak_ptr<std::vector<float>> weak = owner;
   {
-    const Tensor t(DType::kF32, {2, 2},
-                   WrapExternalBuffer(owner->data(), 16, Device::kCpu, owner));
+    const Tensor t(DType::kF32, {2, 2}, WrapExternalBuffer(owner->data(), 16, Device::kCpu, owner));
     owner.reset();
     EXPECT_FALSE(weak.expired());
     EXPECT_EQ(t.data<float>()[3], 4.0f);
@@ -87,8 +85,7 @@ TEST(TensorDeathTest, ChecksGuardMisuse) {
   EXPECT_DEATH(t.Slice(1, 3), "slice \\[1, 3\\) of \\[2, 3\\]");
   EXPECT_DEATH(t.Reshape({4, 2}), "check failed");
   EXPECT_DEATH(t.dim(2), "dim 2 of \\[2, 3\\]");
-  EXPECT_DEATH(Tensor(DType::kF32, {5}, AllocateHostBuffer(16)),
-               "exceeds buffer");
+  EXPECT_DEATH(Tensor(DType::kF32, {5}, AllocateHostBuffer(16)), "exceeds buffer");
 }
 
 }  // namespace

@@ -16,8 +16,7 @@ namespace jamba {
 namespace {
 
 // Runs ParallelFor and returns the chunks it was called with, sorted.
-std::vector<std::pair<int64_t, int64_t>> Chunks(ThreadPool& pool, int64_t n,
-                                                int64_t min_chunk) {
+std::vector<std::pair<int64_t, int64_t>> Chunks(ThreadPool& pool, int64_t n, int64_t min_chunk) {
   std::mutex mu;
   std::vector<std::pair<int64_t, int64_t>> chunks;
   pool.ParallelFor(n, min_chunk, [&](int64_t begin, int64_t end) {
@@ -37,8 +36,7 @@ TEST(ThreadPoolTest, ChunksCoverTheRangeOnce) {
       ASSERT_FALSE(chunks.empty());
       int64_t next = 0;
       for (size_t i = 0; i < chunks.size(); ++i) {
-        EXPECT_EQ(chunks[i].first, next)
-            << "n " << n << " min_chunk " << min_chunk;
+        EXPECT_EQ(chunks[i].first, next) << "n " << n << " min_chunk " << min_chunk;
         EXPECT_LT(chunks[i].first, chunks[i].second);
         // Only the last chunk may be shorter than min_chunk.
         if (i + 1 < chunks.size()) {
@@ -97,8 +95,7 @@ TEST(ThreadPoolTest, ConcurrentCallersAreSerialisedAndCorrect) {
   }
   for (std::thread& t : callers) t.join();
   for (int c = 0; c < kCallers; ++c) {
-    EXPECT_EQ(std::count(hits[c].begin(), hits[c].end(), 20), kN)
-        << "caller " << c;
+    EXPECT_EQ(std::count(hits[c].begin(), hits[c].end(), 20), kN) << "caller " << c;
   }
 }
 

@@ -18,7 +18,8 @@ namespace jamba::testing {
 absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
                                              const std::string& config_overrides) {
   static int counter = 0;
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/model_variant_", getpid(), "_", counter++);
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/model_variant_", getpid(), "_", counter++);
   std::filesystem::create_directories(dir);
   for (const auto& entry : std::filesystem::directory_iterator(source)) {
     const std::string name = entry.path().filename().string();
@@ -45,9 +46,9 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
     std::vector<std::string> experts;
     for (int e = w; e < num_experts; e += workers) experts.push_back(absl::StrCat(e));
     auto worker = std::make_unique<Subprocess>();
-    RETURN_IF_ERROR(worker->Start({BinaryDir() + "/expert_worker/jamba-expert-worker", "--model",
-                                   model_dir, "--port", "0", "--experts",
-                                   absl::StrJoin(experts, ",")}));
+    RETURN_IF_ERROR(
+        worker->Start({BinaryDir() + "/expert_worker/jamba-expert-worker", "--model", model_dir,
+                       "--port", "0", "--experts", absl::StrJoin(experts, ",")}));
     ASSIGN_OR_RETURN(std::string address, worker->WaitForAddress());
     worker_addresses_.push_back(address);
     workers_.push_back(std::move(worker));

@@ -36,9 +36,9 @@ struct Shared {
   std::string model_dir;
   std::vector<int32_t> eos_prompt;  // kPrompts[0]; its greedy continuation reaches `eos` early
   int32_t eos = 0;
-  std::vector<int32_t> greedy;      // the model's greedy continuation of kPrompts[0]
-  testing::LocalCluster remote;     // 2 expert workers
-  testing::LocalCluster local;      // experts in the router
+  std::vector<int32_t> greedy;   // the model's greedy continuation of kPrompts[0]
+  testing::LocalCluster remote;  // 2 expert workers
+  testing::LocalCluster local;   // experts in the router
   absl::Status setup;
 };
 Shared* shared = nullptr;
@@ -57,7 +57,8 @@ class GenerateE2ETest : public ::testing::Test {
   static absl::Status StartCluster() {
     const std::string tiny = testing::SourceDir() + "/tests/testdata/tiny_model";
     // Find the greedy continuation of the first prompt to pick an EOS id.
-    ASSIGN_OR_RETURN(auto tokenizer, router::SentencePieceTokenizer::Load(tiny + "/tokenizer.model"));
+    ASSIGN_OR_RETURN(auto tokenizer,
+                     router::SentencePieceTokenizer::Load(tiny + "/tokenizer.model"));
     ASSIGN_OR_RETURN(shared->eos_prompt, tokenizer->Encode(kPrompts[0], true));
     ASSIGN_OR_RETURN(auto backend, kernels::CreateBackend(kernels::BackendKind::kCpu));
     ASSIGN_OR_RETURN(auto checkpoint, model::Checkpoint::Open(tiny));
@@ -75,10 +76,10 @@ class GenerateE2ETest : public ::testing::Test {
       }
     }
     if (shared->eos == 0) return absl::InternalError("no fresh token in the greedy continuation");
-    ASSIGN_OR_RETURN(shared->model_dir,
-                     testing::MakeModelVariant(
-                         tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
-                                            R"(], "max_position_embeddings": 96})")));
+    ASSIGN_OR_RETURN(
+        shared->model_dir,
+        testing::MakeModelVariant(tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
+                                                     R"(], "max_position_embeddings": 96})")));
     RETURN_IF_ERROR(shared->remote.Start(shared->model_dir, 2));
     return shared->local.Start(shared->model_dir, 0);
   }
@@ -148,7 +149,8 @@ TEST_F(GenerateE2ETest, RemoteExpertsMatchInProcessEngineExactly) {
       ASSERT_EQ(remote.tokens(i).top_logprobs_size(), 3);
       EXPECT_EQ(remote.tokens(i).top_logprobs(0).token_id(), remote.tokens(i).token_id());
       for (int j = 0; j < 3; ++j) {
-        EXPECT_EQ(remote.tokens(i).top_logprobs(j).logprob(), local.tokens(i).top_logprobs(j).logprob());
+        EXPECT_EQ(remote.tokens(i).top_logprobs(j).logprob(),
+                  local.tokens(i).top_logprobs(j).logprob());
       }
     }
   }
@@ -280,23 +282,47 @@ struct BadRequest {
 const BadRequest kBadRequests[] = {
     {"no input", [](GenerateRequest* r) { r->clear_input(); }, "input"},
     {"empty ids", [](GenerateRequest* r) { r->mutable_token_ids(); }, "input"},
-    {"id out of vocab", [](GenerateRequest* r) { r->mutable_token_ids()->add_ids(1 << 20); }, "token_ids"},
+    {"id out of vocab", [](GenerateRequest* r) { r->mutable_token_ids()->add_ids(1 << 20); },
+     "token_ids"},
     {"negative id", [](GenerateRequest* r) { r->mutable_token_ids()->add_ids(-1); }, "token_ids"},
-    {"zero max_new_tokens", [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(0); }, "max_new_tokens"},
-    {"huge max_new_tokens", [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(1u << 30); }, "max_new_tokens"},
-    {"negative temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); }, "temperature"},
-    {"nan temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(NAN); }, "temperature"},
+    {"zero max_new_tokens",
+     [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(0); }, "max_new_tokens"},
+    {"huge max_new_tokens",
+     [](GenerateRequest* r) { r->mutable_sampling()->set_max_new_tokens(1u << 30); },
+     "max_new_tokens"},
+    {"negative temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); },
+     "temperature"},
+    {"nan temperature", [](GenerateRequest* r) { r->mutable_sampling()->set_temperature(NAN); },
+     "temperature"},
     {"top_p zero", [](GenerateRequest* r) { r->mutable_sampling()->set_top_p(0); }, "top_p"},
-    {"top_p above one", [](GenerateRequest* r) { r->mutable_sampling()->set_top_p(1.5f); }, "top_p"},
-    {"min_p negative", [](GenerateRequest* r) { r->mutable_sampling()->set_min_p(-0.1f); }, "min_p"},
-    {"repetition zero", [](GenerateRequest* r) { r->mutable_sampling()->set_repetition_penalty(0); }, "repetition_penalty"},
-    {"presence too big", [](GenerateRequest* r) { r->mutable_sampling()->set_presence_penalty(3); }, "presence_penalty"},
-    {"frequency too small", [](GenerateRequest* r) { r->mutable_sampling()->set_frequency_penalty(-3); }, "frequency_penalty"},
+    {"top_p above one", [](GenerateRequest* r) { r->mutable_sampling()->set_top_p(1.5f); },
+     "top_p"},
+    {"min_p negative", [](GenerateRequest* r) { r->mutable_sampling()->set_min_p(-0.1f); },
+     "min_p"},
+    {"repetition zero",
+     [](GenerateRequest* r) { r->mutable_sampling()->set_repetition_penalty(0); },
+     "repetition_penalty"},
+    {"presence too big", [](GenerateRequest* r) { r->mutable_sampling()->set_presence_penalty(3); },
+     "presence_penalty"},
+    {"frequency too small",
+     [](GenerateRequest* r) { r->mutable_sampling()->set_frequency_penalty(-3); },
+     "frequency_penalty"},
     {"empty stop", [](GenerateRequest* r) { r->mutable_sampling()->add_stop(""); }, "stop"},
-    {"too many stops", [](GenerateRequest* r) { for (int i = 0; i < 17; ++i) r->mutable_sampling()->add_stop("x"); }, "stop"},
-    {"stop token out of vocab", [](GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); }, "stop_token_ids"},
-    {"too many logprobs", [](GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); }, "logprobs"},
-    {"prompt over context", [](GenerateRequest* r) { for (int i = 0; i < 200; ++i) r->mutable_token_ids()->add_ids(5); }, "input"},
+    {"too many stops",
+     [](GenerateRequest* r) {
+       for (int i = 0; i < 17; ++i) r->mutable_sampling()->add_stop("x");
+     },
+     "stop"},
+    {"stop token out of vocab",
+     [](GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); },
+     "stop_token_ids"},
+    {"too many logprobs", [](GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
+     "logprobs"},
+    {"prompt over context",
+     [](GenerateRequest* r) {
+       for (int i = 0; i < 200; ++i) r->mutable_token_ids()->add_ids(5);
+     },
+     "input"},
 };
 
 TEST_F(GenerateE2ETest, InvalidFieldsGiveInvalidArgumentNamingTheField) {

@@ -19,11 +19,10 @@ struct Shape4 {
 
 // out[i, h*hd + e] = sum_{j <= past+i} softmax_j(q_i·k_j / sqrt(hd)) v_j[e],
 // with KV head h / (n_heads / n_kv_heads).
-std::vector<double> RefAttention(const Tensor& q, const Tensor& k,
-                                 const Tensor& v, int64_t past, Shape4 s) {
+std::vector<double> RefAttention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t past,
+                                 Shape4 s) {
   const int64_t L = q.dim(0), hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
-  const std::vector<double> qv = ToDoubles(q), kv = ToDoubles(k),
-                            vv = ToDoubles(v);
+  const std::vector<double> qv = ToDoubles(q), kv = ToDoubles(k), vv = ToDoubles(v);
   std::vector<double> out(qv.size(), 0.0);
   for (int64_t i = 0; i < L; ++i) {
     for (int64_t h = 0; h < s.n_heads; ++h) {
@@ -33,8 +32,7 @@ std::vector<double> RefAttention(const Tensor& q, const Tensor& k,
       for (int64_t j = 0; j < T; ++j) {
         double dot = 0.0;
         for (int64_t e = 0; e < hd; ++e) {
-          dot += qv[(i * s.n_heads + h) * hd + e] *
-                 kv[(j * s.n_kv_heads + g) * hd + e];
+          dot += qv[(i * s.n_heads + h) * hd + e] * kv[(j * s.n_kv_heads + g) * hd + e];
         }
         p[j] = dot / std::sqrt(static_cast<double>(hd));
         max = std::max(max, p[j]);
@@ -42,8 +40,7 @@ std::vector<double> RefAttention(const Tensor& q, const Tensor& k,
       for (int64_t j = 0; j < T; ++j) sum += (p[j] = std::exp(p[j] - max));
       for (int64_t j = 0; j < T; ++j) {
         for (int64_t e = 0; e < hd; ++e) {
-          out[(i * s.n_heads + h) * hd + e] +=
-              p[j] / sum * vv[(j * s.n_kv_heads + g) * hd + e];
+          out[(i * s.n_heads + h) * hd + e] += p[j] / sum * vv[(j * s.n_kv_heads + g) * hd + e];
         }
       }
     }
@@ -63,8 +60,7 @@ Tensor RandomCache(int64_t T, int64_t filled, Shape4 s, std::mt19937* rng) {
 
 class AttentionTest : public BackendTest {
  protected:
-  Tensor Run(const Tensor& q, const Tensor& k, const Tensor& v, int64_t past,
-             Shape4 s) {
+  Tensor Run(const Tensor& q, const Tensor& k, const Tensor& v, int64_t past, Shape4 s) {
     AttentionParams p;
     p.q = ToDevice(q);
     p.k_cache = ToDevice(k);
@@ -79,17 +75,13 @@ class AttentionTest : public BackendTest {
   }
 
   void CheckPrefill(Shape4 s, int64_t L, int64_t past, uint32_t seed) {
-    SCOPED_TRACE(::testing::Message()
-                 << "heads " << s.n_heads << " kv " << s.n_kv_heads << " hd "
-                 << s.head_dim << " L " << L << " past " << past);
+    SCOPED_TRACE(::testing::Message() << "heads " << s.n_heads << " kv " << s.n_kv_heads << " hd "
+                                      << s.head_dim << " L " << L << " past " << past);
     std::mt19937 rng(seed);
     const int64_t T = past + L + 3;  // spare rows beyond the visible range
-    const Tensor q =
-        RandomF32({L, static_cast<int64_t>(s.n_heads) * s.head_dim}, &rng);
-    const Tensor k = RandomCache(T, past + L, s, &rng),
-                 v = RandomCache(T, past + L, s, &rng);
-    ExpectAllClose(Run(q, k, v, past, s), RefAttention(q, k, v, past, s),
-                   kRtolF32, kAtolF32);
+    const Tensor q = RandomF32({L, static_cast<int64_t>(s.n_heads) * s.head_dim}, &rng);
+    const Tensor k = RandomCache(T, past + L, s, &rng), v = RandomCache(T, past + L, s, &rng);
+    ExpectAllClose(Run(q, k, v, past, s), RefAttention(q, k, v, past, s), kRtolF32, kAtolF32);
   }
 };
 
@@ -115,21 +107,17 @@ TEST_P(AttentionTest, DecodeEqualsPrefillRow) {
   const Tensor q = RandomF32({L, qd}, &rng);
   const Tensor k = RandomCache(T, L, s, &rng), v = RandomCache(T, L, s, &rng);
   const std::vector<double> full = ToDoubles(Run(q, k, v, 0, s));
-  ExpectAllClose(
-      F32Tensor(std::vector<float>(full.begin(), full.end()), {L, qd}),
-      RefAttention(q, k, v, 0, s), kRtolF32, kAtolF32);
+  ExpectAllClose(F32Tensor(std::vector<float>(full.begin(), full.end()), {L, qd}),
+                 RefAttention(q, k, v, 0, s), kRtolF32, kAtolF32);
   for (int64_t i = 0; i < L; ++i) {
     SCOPED_TRACE(::testing::Message() << "position " << i);
     const Tensor row = Run(q.Slice(i, i + 1).Clone(), k, v, i, s);
-    ExpectAllClose(
-        row,
-        std::vector<double>(full.begin() + i * qd, full.begin() + (i + 1) * qd),
-        kRtolF32, 1e-6);
+    ExpectAllClose(row, std::vector<double>(full.begin() + i * qd, full.begin() + (i + 1) * qd),
+                   kRtolF32, 1e-6);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, AttentionTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, AttentionTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

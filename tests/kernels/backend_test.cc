@@ -40,16 +40,14 @@ int DeviceCount() {
 }
 
 TEST(CreateBackendTest, AutoAlwaysGivesABackend) {
-  absl::StatusOr<std::unique_ptr<Backend>> b =
-      CreateBackend(BackendKind::kAuto);
+  absl::StatusOr<std::unique_ptr<Backend>> b = CreateBackend(BackendKind::kAuto);
   ASSERT_TRUE(b.ok()) << b.status();
   // CUDA when a device answers, else the CPU.
   EXPECT_EQ((*b)->device(), DeviceCount() > 0 ? Device::kCuda : Device::kCpu);
 }
 
 TEST(CreateBackendTest, CudaNeedsADevice) {
-  absl::StatusOr<std::unique_ptr<Backend>> b =
-      CreateBackend(BackendKind::kCuda);
+  absl::StatusOr<std::unique_ptr<Backend>> b = CreateBackend(BackendKind::kCuda);
   if (DeviceCount() > 0) {
     ASSERT_TRUE(b.ok()) << b.status();
     EXPECT_EQ((*b)->device(), Device::kCuda);
@@ -63,8 +61,7 @@ TEST(CreateBackendTest, CudaNeedsADevice) {
   const std::string message(b.status().message());
   EXPECT_NE(message.find("cudaGetDeviceCount"), std::string::npos) << message;
 #else
-  EXPECT_EQ(b.status().message(),
-            "this build has no CUDA backend (configure with nvcc available)");
+  EXPECT_EQ(b.status().message(), "this build has no CUDA backend (configure with nvcc available)");
 #endif
 }
 
@@ -85,8 +82,7 @@ TEST(CpuBackendDeathTest, MatMulShapeMismatchNamesTheOp) {
   const Tensor x = Tensor::Zeros(DType::kF32, {2, 3});
   const Tensor w = Tensor::Zeros(DType::kF32, {4, 5});
   Tensor y = Tensor::Zeros(DType::kF32, {2, 4});
-  EXPECT_DEATH(cpu.MatMul(x, w, nullptr, &y),
-               "MatMul: x F32\\[2, 3\\] w F32\\[4, 5\\]");
+  EXPECT_DEATH(cpu.MatMul(x, w, nullptr, &y), "MatMul: x F32\\[2, 3\\] w F32\\[4, 5\\]");
 }
 
 TEST(CpuBackendDeathTest, EmbeddingIdOutOfRange) {
@@ -95,8 +91,7 @@ TEST(CpuBackendDeathTest, EmbeddingIdOutOfRange) {
   const Tensor table = Tensor::Zeros(DType::kBF16, {4, 2});
   const Tensor ids = testing::I32Tensor({1, 4}, {2});
   Tensor y = Tensor::Zeros(DType::kF32, {2, 2});
-  EXPECT_DEATH(cpu.Embedding(table, ids, &y),
-               "Embedding: ids\\[1\\] = 4 outside \\[0, 4\\)");
+  EXPECT_DEATH(cpu.Embedding(table, ids, &y), "Embedding: ids\\[1\\] = 4 outside \\[0, 4\\)");
 }
 
 TEST(CpuBackendDeathTest, AttentionHeadsMustGroup) {

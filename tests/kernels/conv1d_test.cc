@@ -19,15 +19,13 @@ struct ConvRef {
 
 // xx = concat(state, x) [K-1+L, Di]; y[t,d] = silu(b[d] + sum_k w[d,k]
 // xx[t+k,d]); new state = xx[L:].
-ConvRef RefConv(const Tensor& x, const Tensor& w, const Tensor* bias,
-                const Tensor& state) {
+ConvRef RefConv(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& state) {
   const int64_t L = x.dim(0), Di = x.dim(1), K = w.dim(1);
   std::vector<double> xx = ToDoubles(state);
   const std::vector<double> xv = ToDoubles(x);
   xx.insert(xx.end(), xv.begin(), xv.end());
   const std::vector<double> wv = ToDoubles(w);
-  const std::vector<double> bv =
-      bias ? ToDoubles(*bias) : std::vector<double>(Di, 0.0);
+  const std::vector<double> bv = bias ? ToDoubles(*bias) : std::vector<double>(Di, 0.0);
   ConvRef r;
   r.y.resize(static_cast<size_t>(L * Di));
   for (int64_t t = 0; t < L; ++t) {
@@ -44,8 +42,7 @@ ConvRef RefConv(const Tensor& x, const Tensor& w, const Tensor* bias,
 class CausalConv1dTest : public BackendTest {
  protected:
   // Runs one call; updates *state (host) and returns y (host).
-  Tensor Run(const Tensor& x, const Tensor& w, const Tensor* bias,
-             Tensor* state) {
+  Tensor Run(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state) {
     CausalConv1dParams p;
     p.x = ToDevice(x);
     p.weight = ToDevice(w);
@@ -57,10 +54,8 @@ class CausalConv1dTest : public BackendTest {
     return ToHost(p.y);
   }
 
-  void CheckOneCall(int64_t L, int64_t Di, int64_t K, bool with_bias,
-                    uint32_t seed) {
-    SCOPED_TRACE(::testing::Message()
-                 << "L " << L << " Di " << Di << " K " << K);
+  void CheckOneCall(int64_t L, int64_t Di, int64_t K, bool with_bias, uint32_t seed) {
+    SCOPED_TRACE(::testing::Message() << "L " << L << " Di " << Di << " K " << K);
     std::mt19937 rng(seed);
     const Tensor x = RandomF32({L, Di}, &rng, -2.0f, 2.0f);
     const Tensor w = RandomF32({Di, K}, &rng);
@@ -77,9 +72,7 @@ class CausalConv1dTest : public BackendTest {
 TEST_P(CausalConv1dTest, DecodeStep) { CheckOneCall(1, 37, 4, true, 21); }
 TEST_P(CausalConv1dTest, ShorterThanState) { CheckOneCall(2, 70, 4, true, 22); }
 TEST_P(CausalConv1dTest, EqualToState) { CheckOneCall(3, 19, 4, true, 23); }
-TEST_P(CausalConv1dTest, LongerThanKernel) {
-  CheckOneCall(9, 130, 4, true, 24);
-}
+TEST_P(CausalConv1dTest, LongerThanKernel) { CheckOneCall(9, 130, 4, true, 24); }
 TEST_P(CausalConv1dTest, NoBias) { CheckOneCall(6, 33, 4, false, 25); }
 TEST_P(CausalConv1dTest, OtherWidths) {
   CheckOneCall(5, 17, 1, true, 26);  // K = 1: empty state
@@ -100,14 +93,11 @@ TEST_P(CausalConv1dTest, ChunkedEqualsOneCall) {
 
   Tensor state = state0.Clone();
   std::vector<float> y_chunks;
-  for (auto [begin, end] :
-       {std::pair<int64_t, int64_t>{0, 1}, {1, 3}, {3, 7}, {7, 8}, {8, 10}}) {
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 1}, {1, 3}, {3, 7}, {7, 8}, {8, 10}}) {
     const Tensor y = Run(x.Slice(begin, end).Clone(), w, &b, &state);
-    y_chunks.insert(y_chunks.end(), y.data<float>(),
-                    y.data<float>() + y.numel());
+    y_chunks.insert(y_chunks.end(), y.data<float>(), y.data<float>() + y.numel());
   }
-  ExpectAllClose(F32Tensor(y_chunks, {L, Di}), ToDoubles(y_once), kRtolF32,
-                 1e-6);
+  ExpectAllClose(F32Tensor(y_chunks, {L, Di}), ToDoubles(y_once), kRtolF32, 1e-6);
   ExpectAllClose(state, ToDoubles(state_once), 0.0, 0.0);
 }
 
@@ -126,8 +116,8 @@ TEST_P(CausalConv1dTest, OutputMayAliasInput) {
   ExpectAllClose(ToHost(p.conv_state), ref.state, 0.0, 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CausalConv1dTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, CausalConv1dTest, ::testing::ValuesIn(TestBackends()),
+                         BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

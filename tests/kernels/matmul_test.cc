@@ -15,12 +15,10 @@ namespace jamba::kernels::testing {
 namespace {
 
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]), in double.
-std::vector<double> RefMatMul(const Tensor& x, const Tensor& w,
-                              const Tensor* bias) {
+std::vector<double> RefMatMul(const Tensor& x, const Tensor& w, const Tensor* bias) {
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   const std::vector<double> xd = ToDoubles(x), wd = ToDoubles(w);
-  const std::vector<double> bd =
-      bias != nullptr ? ToDoubles(*bias) : std::vector<double>();
+  const std::vector<double> bd = bias != nullptr ? ToDoubles(*bias) : std::vector<double>();
   std::vector<double> y(static_cast<size_t>(M * N));
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
@@ -52,8 +50,7 @@ TEST_P(MatMulTest, F32OddSizes) {
   for (const auto& [M, N, K] : sizes) {
     SCOPED_TRACE(::testing::Message() << "M " << M << " N " << N << " K " << K);
     const Tensor x = RandomF32({M, K}, &rng), w = RandomF32({N, K}, &rng);
-    ExpectAllClose(Run(x, w, nullptr), RefMatMul(x, w, nullptr), kRtolF32,
-                   kAtolF32);
+    ExpectAllClose(Run(x, w, nullptr), RefMatMul(x, w, nullptr), kRtolF32, kAtolF32);
   }
 }
 
@@ -91,10 +88,8 @@ TEST_P(MatMulTest, RowsIndependentOfBatch) {
   // Bit-identical where the backend promises it, else equal up to rounding.
   const double tol = GetParam().batch_invariant_matmul ? 0.0 : 1e-4;
   for (int64_t m = 0; m < 6; ++m) {
-    const std::vector<double> one =
-        ToDoubles(Run(x.Slice(m, m + 1).Clone(), w, nullptr));
-    for (int64_t n = 0; n < 50; ++n)
-      ASSERT_NEAR(one[n], all[m * 50 + n], tol) << m << "," << n;
+    const std::vector<double> one = ToDoubles(Run(x.Slice(m, m + 1).Clone(), w, nullptr));
+    for (int64_t n = 0; n < 50; ++n) ASSERT_NEAR(one[n], all[m * 50 + n], tol) << m << "," << n;
   }
 }
 
@@ -110,11 +105,9 @@ TEST_P(MatMulTest, LargeProduct) {
   backend().MatMul(xd, wd, nullptr, &yd);
   ASSERT_TRUE(backend().Synchronize().ok());
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("[ info ] %s MatMul 512x512x2048 bf16: %.1f ms, %.2f GFLOP/s\n",
-              backend().name().c_str(), seconds * 1e3,
-              2.0 * M * N * K / seconds * 1e-9);
+              backend().name().c_str(), seconds * 1e3, 2.0 * M * N * K / seconds * 1e-9);
   const std::vector<double> y = ToDoubles(ToHost(yd));
   const std::vector<double> xv = ToDoubles(x), wv = ToDoubles(w);
   for (int64_t i = 0; i < M * N; i += 997) {
@@ -122,13 +115,11 @@ TEST_P(MatMulTest, LargeProduct) {
     double ref = 0.0;
     for (int64_t k = 0; k < K; ++k) ref += xv[m * K + k] * wv[n * K + k];
     const double tol = GetParam().bf16_matmul_tolerance;
-    ASSERT_NEAR(y[i], ref, tol + tol * std::abs(ref))
-        << m << "," << n;
+    ASSERT_NEAR(y[i], ref, tol + tol * std::abs(ref)) << m << "," << n;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, MatMulTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MatMulTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

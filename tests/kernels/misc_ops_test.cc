@@ -18,8 +18,7 @@ TEST_P(MiscOpsTest, AllocateIsZeroFilled) {
     EXPECT_EQ(t.dtype(), dtype);
     EXPECT_EQ(t.shape(), (Shape{3, 17}));
     EXPECT_EQ(t.device(), backend().device());
-    ExpectAllClose(ToHost(t).Reshape({51}).Clone(),
-                   std::vector<double>(51, 0.0), 0.0, 0.0);
+    ExpectAllClose(ToHost(t).Reshape({51}).Clone(), std::vector<double>(51, 0.0), 0.0, 0.0);
   }
   EXPECT_TRUE(backend().Synchronize().ok());
 }
@@ -27,10 +26,7 @@ TEST_P(MiscOpsTest, AllocateIsZeroFilled) {
 TEST_P(MiscOpsTest, AllocateRejectsBadShapes) {
   EXPECT_EQ(backend().Allocate(DType::kF32, {2, -1}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(backend()
-                .Allocate(DType::kF32, {int64_t{1} << 40, int64_t{1} << 40})
-                .status()
-                .code(),
+  EXPECT_EQ(backend().Allocate(DType::kF32, {int64_t{1} << 40, int64_t{1} << 40}).status().code(),
             absl::StatusCode::kResourceExhausted);
 }
 
@@ -47,8 +43,7 @@ TEST_P(MiscOpsTest, EmbeddingAllTableDtypes) {
   std::mt19937 rng(72);
   const Tensor ids = I32Tensor({3, 0, 10, 3, 7}, {5});
   for (const Tensor& table :
-       {RandomF32({11, 13}, &rng), RandomBF16({11, 13}, &rng),
-        RandomF16({11, 13}, &rng)}) {
+       {RandomF32({11, 13}, &rng), RandomBF16({11, 13}, &rng), RandomF16({11, 13}, &rng)}) {
     SCOPED_TRACE(table.DebugString());
     Tensor y = NewDevice(DType::kF32, {5, 13});
     backend().Embedding(ToDevice(table), ToDevice(ids), &y);
@@ -62,8 +57,7 @@ TEST_P(MiscOpsTest, EmbeddingAllTableDtypes) {
 
 TEST_P(MiscOpsTest, AddAndSiluMul) {
   std::mt19937 rng(73);
-  const Tensor a = RandomF32({7, 31}, &rng, -6.0f, 6.0f),
-               b = RandomF32({7, 31}, &rng);
+  const Tensor a = RandomF32({7, 31}, &rng, -6.0f, 6.0f), b = RandomF32({7, 31}, &rng);
   const std::vector<double> av = ToDoubles(a), bv = ToDoubles(b);
   std::vector<double> sum(av.size()), gated(av.size());
   for (size_t i = 0; i < av.size(); ++i) {
@@ -92,8 +86,7 @@ TEST_P(MiscOpsTest, GatherRows) {
   backend().GatherRows(ToDevice(x), ToDevice(I32Tensor(rows, {4})), &y);
   const std::vector<double> xv = ToDoubles(x);
   std::vector<double> ref;
-  for (int32_t r : rows)
-    ref.insert(ref.end(), xv.begin() + r * 10, xv.begin() + (r + 1) * 10);
+  for (int32_t r : rows) ref.insert(ref.end(), xv.begin() + r * 10, xv.begin() + (r + 1) * 10);
   ExpectAllClose(ToHost(y), ref, 0.0, 0.0);
 }
 
@@ -105,8 +98,7 @@ TEST_P(MiscOpsTest, ScatterAddRows) {
   std::vector<double> ref = ToDoubles(y0);
   const std::vector<double> xv = ToDoubles(x);
   for (size_t i = 0; i < rows.size(); ++i) {
-    for (int64_t c = 0; c < 12; ++c)
-      ref[rows[i] * 12 + c] += scale[i] * xv[i * 12 + c];
+    for (int64_t c = 0; c < 12; ++c) ref[rows[i] * 12 + c] += scale[i] * xv[i * 12 + c];
   }
   Tensor y = ToDevice(y0);
   backend().ScatterAddRows(ToDevice(x), ToDevice(I32Tensor(rows, {5})),
@@ -124,8 +116,7 @@ TEST_P(MiscOpsTest, ScatterAddRowsAddsInOrder) {
   ExpectAllClose(ToHost(y), {0.0, 0.0, 0.0, 0.0}, 0.0, 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, MiscOpsTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MiscOpsTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

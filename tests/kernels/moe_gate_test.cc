@@ -40,17 +40,14 @@ TEST_P(MoeGateTest, MatchesReference) {
     for (double& x : p) x /= sum;
     std::vector<int32_t> order(E);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
     for (int j = 0; j < k; ++j) {
       ref_e.push_back(order[j]);
       ref_w.push_back(p[order[j]]);
     }
   }
   ExpectAllClose(w, ref_w, kRtolF32, 1e-7);
-  EXPECT_EQ(
-      std::vector<int32_t>(e.data<int32_t>(), e.data<int32_t>() + e.numel()),
-      ref_e);
+  EXPECT_EQ(std::vector<int32_t>(e.data<int32_t>(), e.data<int32_t>() + e.numel()), ref_e);
 }
 
 TEST_P(MoeGateTest, NotRenormalisedAndDescending) {
@@ -75,8 +72,7 @@ TEST_P(MoeGateTest, TiesGoToLowerExpert) {
                                   {4, 4});
   const auto [w, e] = Run(logits, 2);
   const std::vector<int32_t> want = {0, 1, 1, 2, 0, 2, 0, 1};
-  EXPECT_EQ(std::vector<int32_t>(e.data<int32_t>(), e.data<int32_t>() + 8),
-            want);
+  EXPECT_EQ(std::vector<int32_t>(e.data<int32_t>(), e.data<int32_t>() + 8), want);
   EXPECT_FLOAT_EQ(w.data<float>()[0], 0.25f);
   EXPECT_FLOAT_EQ(w.data<float>()[1], 0.25f);
   EXPECT_FLOAT_EQ(w.data<float>()[2], w.data<float>()[3]);
@@ -88,8 +84,7 @@ TEST_P(MoeGateTest, AllExpertsSumToOne) {
   for (int64_t l = 0; l < 3; ++l) {
     const float* wl = w.data<float>() + l * 5;
     EXPECT_NEAR(wl[0] + wl[1] + wl[2] + wl[3] + wl[4], 1.0f, 1e-6f);
-    std::vector<int32_t> ids(e.data<int32_t>() + l * 5,
-                             e.data<int32_t>() + l * 5 + 5);
+    std::vector<int32_t> ids(e.data<int32_t>() + l * 5, e.data<int32_t>() + l * 5 + 5);
     std::sort(ids.begin(), ids.end());
     EXPECT_EQ(ids, (std::vector<int32_t>{0, 1, 2, 3, 4}));
   }
@@ -98,13 +93,11 @@ TEST_P(MoeGateTest, AllExpertsSumToOne) {
 TEST_P(MoeGateTest, TopOne) {
   const auto [w, e] = Run(F32Tensor({0.5f, 2.0f, -1.0f}, {1, 3}), 1);
   EXPECT_EQ(e.data<int32_t>()[0], 1);
-  const double p =
-      std::exp(2.0) / (std::exp(0.5) + std::exp(2.0) + std::exp(-1.0));
+  const double p = std::exp(2.0) / (std::exp(0.5) + std::exp(2.0) + std::exp(-1.0));
   EXPECT_NEAR(w.data<float>()[0], p, 1e-6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, MoeGateTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MoeGateTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

@@ -10,8 +10,7 @@
 namespace jamba::kernels::testing {
 namespace {
 
-std::vector<double> RefRmsNorm(const Tensor& x, const Tensor& gain,
-                               double eps) {
+std::vector<double> RefRmsNorm(const Tensor& x, const Tensor& gain, double eps) {
   const int64_t M = x.dim(0), D = x.dim(1);
   const std::vector<double> xv = ToDoubles(x), g = ToDoubles(gain);
   std::vector<double> y(xv.size());
@@ -41,8 +40,7 @@ TEST_P(RmsNormTest, MatchesReference) {
 TEST_P(RmsNormTest, LargeEpsAndZeroRow) {
   std::mt19937 rng(12);
   Tensor x = RandomF32({3, 20}, &rng);
-  for (int64_t d = 0; d < 20; ++d)
-    x.data<float>()[20 + d] = 0.0f;  // row 1 is zero -> 0
+  for (int64_t d = 0; d < 20; ++d) x.data<float>()[20 + d] = 0.0f;  // row 1 is zero -> 0
   const Tensor gain = RandomF32({20}, &rng);
   Tensor y = NewDevice(DType::kF32, {3, 20});
   backend().RmsNorm(ToDevice(x), ToDevice(gain), 0.25f, &y);
@@ -58,8 +56,7 @@ TEST_P(RmsNormTest, InPlace) {
   ExpectAllClose(ToHost(xy), RefRmsNorm(x, gain, 1e-6), kRtolF32, kAtolF32);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RmsNormTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, RmsNormTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

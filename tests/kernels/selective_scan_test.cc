@@ -22,12 +22,10 @@ ScanInputs RandomInputs(int64_t L, int64_t Di, int64_t N, std::mt19937* rng) {
   in.u = RandomF32({L, Di}, rng, -2.0f, 2.0f);
   in.delta = RandomF32({L, Di}, rng, -4.0f, 3.0f);
   // A few deltas past softplus's threshold of 20, where softplus(v) = v.
-  for (int64_t i = 0; i < in.delta.numel(); i += 7)
-    in.delta.data<float>()[i] = 20.5f + i % 3;
+  for (int64_t i = 0; i < in.delta.numel(); i += 7) in.delta.data<float>()[i] = 20.5f + i % 3;
   in.A = RandomF32({Di, N}, rng, -1.0f, 1.5f);
   for (int64_t i = 0; i < in.A.numel(); ++i) {
-    in.A.data<float>()[i] =
-        -std::exp(in.A.data<float>()[i]);  // A = -exp(A_log)
+    in.A.data<float>()[i] = -std::exp(in.A.data<float>()[i]);  // A = -exp(A_log)
   }
   in.B = RandomF32({L, N}, rng);
   in.C = RandomF32({L, N}, rng);
@@ -44,9 +42,8 @@ struct ScanRef {
 
 ScanRef RefScan(const ScanInputs& in) {
   const int64_t L = in.u.dim(0), Di = in.u.dim(1), N = in.A.dim(1);
-  const std::vector<double> u = ToDoubles(in.u), delta = ToDoubles(in.delta),
-                            A = ToDoubles(in.A), B = ToDoubles(in.B),
-                            C = ToDoubles(in.C), D = ToDoubles(in.D),
+  const std::vector<double> u = ToDoubles(in.u), delta = ToDoubles(in.delta), A = ToDoubles(in.A),
+                            B = ToDoubles(in.B), C = ToDoubles(in.C), D = ToDoubles(in.D),
                             z = ToDoubles(in.z);
   ScanRef r;
   r.state = ToDoubles(in.state);
@@ -89,11 +86,9 @@ class SelectiveScanTest : public BackendTest {
 };
 
 TEST_P(SelectiveScanTest, MatchesReference) {
-  const std::vector<std::array<int64_t, 3>> sizes = {
-      {1, 5, 3}, {7, 33, 16}, {20, 70, 5}};
+  const std::vector<std::array<int64_t, 3>> sizes = {{1, 5, 3}, {7, 33, 16}, {20, 70, 5}};
   for (const auto& [L, Di, N] : sizes) {
-    SCOPED_TRACE(::testing::Message()
-                 << "L " << L << " Di " << Di << " N " << N);
+    SCOPED_TRACE(::testing::Message() << "L " << L << " Di " << Di << " N " << N);
     std::mt19937 rng(static_cast<uint32_t>(31 + L));
     const ScanInputs in = RandomInputs(L, Di, N, &rng);
     const ScanRef ref = RefScan(in);
@@ -113,19 +108,16 @@ TEST_P(SelectiveScanTest, ChunkedEqualsOneShot) {
 
   Tensor state = in.state.Clone();
   std::vector<float> y_chunks;
-  for (auto [begin, end] :
-       {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 7}, {7, 12}}) {
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 7}, {7, 12}}) {
     const Tensor y = Run(in, begin, end, &state);
-    y_chunks.insert(y_chunks.end(), y.data<float>(),
-                    y.data<float>() + y.numel());
+    y_chunks.insert(y_chunks.end(), y.data<float>(), y.data<float>() + y.numel());
   }
-  ExpectAllClose(F32Tensor(y_chunks, {L, Di}), ToDoubles(y_once), kRtolF32,
-                 1e-6);
+  ExpectAllClose(F32Tensor(y_chunks, {L, Di}), ToDoubles(y_once), kRtolF32, 1e-6);
   ExpectAllClose(state, ToDoubles(state_once), kRtolF32, 1e-6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SelectiveScanTest,
-                         ::testing::ValuesIn(TestBackends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, SelectiveScanTest, ::testing::ValuesIn(TestBackends()),
+                         BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing

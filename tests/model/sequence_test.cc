@@ -23,8 +23,7 @@ class SequenceTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ref_ = testing::LoadReference(GetParam());
-    backend_ =
-        std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
+    backend_ = std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
     auto checkpoint = Checkpoint::Open(ref_.dir);
     ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
     checkpoint_ = std::move(checkpoint).value();
@@ -35,31 +34,26 @@ class SequenceTest : public ::testing::TestWithParam<std::string> {
 
   // Feeds `ids` in chunks of `chunk` tokens, returns the logits of all
   // positions.
-  std::vector<float> Prefill(SequenceState* state,
-                             const std::vector<int32_t>& ids, size_t chunk) {
+  std::vector<float> Prefill(SequenceState* state, const std::vector<int32_t>& ids, size_t chunk) {
     std::vector<float> all;
     for (size_t begin = 0; begin < ids.size(); begin += chunk) {
-      SequenceChunk piece{state,
-                          absl::MakeConstSpan(ids).subspan(begin, chunk)};
+      SequenceChunk piece{state, absl::MakeConstSpan(ids).subspan(begin, chunk)};
       auto logits = model_->Forward({&piece, 1}, LogitsMode::kAll);
       EXPECT_TRUE(logits.ok()) << logits.status();
       if (!logits.ok()) return all;
-      all.insert(all.end(), logits->data<float>(),
-                 logits->data<float>() + logits->numel());
+      all.insert(all.end(), logits->data<float>(), logits->data<float>() + logits->numel());
     }
     return all;
   }
 
-  std::vector<float> Decode(SequenceState* state,
-                            const std::vector<int32_t>& ids) {
+  std::vector<float> Decode(SequenceState* state, const std::vector<int32_t>& ids) {
     std::vector<float> all;
     for (int32_t id : ids) {
       SequenceChunk piece{state, absl::MakeConstSpan(&id, 1)};
       auto logits = model_->Forward({&piece, 1}, LogitsMode::kLast);
       EXPECT_TRUE(logits.ok()) << logits.status();
       if (!logits.ok()) return all;
-      all.insert(all.end(), logits->data<float>(),
-                 logits->data<float>() + logits->numel());
+      all.insert(all.end(), logits->data<float>(), logits->data<float>() + logits->numel());
     }
     return all;
   }
@@ -79,14 +73,12 @@ TEST_P(SequenceTest, ChunkedPrefillEqualsOneShot) {
     SequenceState chunked = model_->NewSequence().value();
     const std::vector<float> prompt = Prefill(&chunked, ref_.prompt_ids, chunk);
     ASSERT_EQ(prompt.size(), expected_prompt.size());
-    EXPECT_LE(testing::RelativeMaxError(prompt.data(), expected_prompt.data(),
-                                        prompt.size()),
+    EXPECT_LE(testing::RelativeMaxError(prompt.data(), expected_prompt.data(), prompt.size()),
               kSameTolerance)
         << "chunk " << chunk;
     const std::vector<float> decode = Decode(&chunked, ref_.greedy_ids);
     ASSERT_EQ(decode.size(), expected_decode.size());
-    EXPECT_LE(testing::RelativeMaxError(decode.data(), expected_decode.data(),
-                                        decode.size()),
+    EXPECT_LE(testing::RelativeMaxError(decode.data(), expected_decode.data(), decode.size()),
               kSameTolerance)
         << "chunk " << chunk;
     EXPECT_EQ(chunked.length(), one_shot.length());
@@ -95,8 +87,7 @@ TEST_P(SequenceTest, ChunkedPrefillEqualsOneShot) {
 
 TEST_P(SequenceTest, BatchedSequencesMatchSeparateRuns) {
   const std::vector<int32_t>& a = ref_.prompt_ids;
-  const std::vector<int32_t> b(ref_.greedy_ids.begin(),
-                               ref_.greedy_ids.begin() + 5);
+  const std::vector<int32_t> b(ref_.greedy_ids.begin(), ref_.greedy_ids.begin() + 5);
   SequenceState alone_a = model_->NewSequence().value();
   SequenceState alone_b = model_->NewSequence().value();
   const std::vector<float> logits_a = Prefill(&alone_a, a, a.size());
@@ -108,11 +99,10 @@ TEST_P(SequenceTest, BatchedSequencesMatchSeparateRuns) {
   auto logits = model_->Forward(batch, LogitsMode::kAll);
   ASSERT_TRUE(logits.ok()) << logits.status();
   const int64_t V = ref_.vocab_size;
-  EXPECT_LE(testing::RelativeMaxError(logits->data<float>(), logits_a.data(),
-                                      a.size() * V),
+  EXPECT_LE(testing::RelativeMaxError(logits->data<float>(), logits_a.data(), a.size() * V),
             kSameTolerance);
-  EXPECT_LE(testing::RelativeMaxError(logits->data<float>() + a.size() * V,
-                                      logits_b.data(), b.size() * V),
+  EXPECT_LE(testing::RelativeMaxError(logits->data<float>() + a.size() * V, logits_b.data(),
+                                      b.size() * V),
             kSameTolerance);
 
   // One decode step for both, batched, against the same step alone.
@@ -123,11 +113,8 @@ TEST_P(SequenceTest, BatchedSequencesMatchSeparateRuns) {
   ASSERT_TRUE(last.ok()) << last.status();
   const std::vector<float> step_a = Decode(&alone_a, {next});
   const std::vector<float> step_b = Decode(&alone_b, {next});
-  EXPECT_LE(testing::RelativeMaxError(last->data<float>(), step_a.data(), V),
-            kSameTolerance);
-  EXPECT_LE(
-      testing::RelativeMaxError(last->data<float>() + V, step_b.data(), V),
-      kSameTolerance);
+  EXPECT_LE(testing::RelativeMaxError(last->data<float>(), step_a.data(), V), kSameTolerance);
+  EXPECT_LE(testing::RelativeMaxError(last->data<float>() + V, step_b.data(), V), kSameTolerance);
 }
 
 TEST_P(SequenceTest, BadInputIsRejectedAndLeavesStateUntouched) {
@@ -136,13 +123,11 @@ TEST_P(SequenceTest, BadInputIsRejectedAndLeavesStateUntouched) {
   Prefill(&state, good, good.size());
   ASSERT_EQ(state.length(), 2);
 
-  const std::vector<int32_t> out_of_vocab = {
-      1, static_cast<int32_t>(ref_.vocab_size)};
+  const std::vector<int32_t> out_of_vocab = {1, static_cast<int32_t>(ref_.vocab_size)};
   SequenceChunk bad{&state, out_of_vocab};
   auto result = model_->Forward({&bad, 1}, LogitsMode::kLast);
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(result.status().message().find("outside the vocabulary"),
-            std::string::npos);
+  EXPECT_NE(result.status().message().find("outside the vocabulary"), std::string::npos);
 
   const std::vector<int32_t> negative = {-1};
   SequenceChunk bad2{&state, negative};
@@ -158,14 +143,12 @@ TEST_P(SequenceTest, BadInputIsRejectedAndLeavesStateUntouched) {
 
   // The state still continues exactly: the rest of the prompt gives the
   // same logits as one-shot prefill.
-  const std::vector<int32_t> rest(ref_.prompt_ids.begin() + 2,
-                                  ref_.prompt_ids.end());
+  const std::vector<int32_t> rest(ref_.prompt_ids.begin() + 2, ref_.prompt_ids.end());
   const std::vector<float> logits = Prefill(&state, rest, rest.size());
   const int64_t V = ref_.vocab_size;
   EXPECT_LE(
-      testing::RelativeMaxError(
-          logits.data() + (rest.size() - 1) * V,
-          ref_.prompt_logits.data() + (ref_.prompt_ids.size() - 1) * V, V),
+      testing::RelativeMaxError(logits.data() + (rest.size() - 1) * V,
+                                ref_.prompt_logits.data() + (ref_.prompt_ids.size() - 1) * V, V),
       1e-4);
 }
 
@@ -207,8 +190,7 @@ TEST_P(SequenceTest, ContextLimitIsEnforced) {
   EXPECT_EQ(state.length(), 16);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, SequenceTest,
-                         ::testing::ValuesIn(testing::ListFixtures()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, SequenceTest, ::testing::ValuesIn(testing::ListFixtures()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -52,7 +52,8 @@ TEST(MetricsTest, ExposesEveryFamilyWithPrometheusNames) {
         "jamba_expert_round_trip_seconds_count{shard=\"s0\"} 1", "jamba_requests_running 3",
         "jamba_requests_waiting 2", "jamba_state_pool_used_bytes 100",
         "jamba_state_pool_capacity_bytes 1000", "jamba_prompt_tokens_total 12",
-        "jamba_generation_tokens_total 1", "jamba_expert_routed_tokens_total{expert=\"5\",layer=\"1\"} 4",
+        "jamba_generation_tokens_total 1",
+        "jamba_expert_routed_tokens_total{expert=\"5\",layer=\"1\"} 4",
         "jamba_requests_finished_total{reason=\"eos\"} 1",
         "jamba_request_failures_total{reason=\"overloaded\"} 1"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;

@@ -53,9 +53,10 @@ Reference LoadReference(const std::string& name) {
   ref.greedy_ids = json["greedy_ids"].get<std::vector<int32_t>>();
   ref.vocab_size = json["vocab_size"].get<int64_t>();
   ref.num_decode_steps = json["num_decode_steps"].get<int>();
-  ref.prompt_logits = ReadF32(ref.dir + "/prompt_logits.f32", ref.prompt_ids.size() * ref.vocab_size);
-  ref.decode_logits =
-      ReadF32(ref.dir + "/decode_logits.f32", static_cast<size_t>(ref.num_decode_steps) * ref.vocab_size);
+  ref.prompt_logits =
+      ReadF32(ref.dir + "/prompt_logits.f32", ref.prompt_ids.size() * ref.vocab_size);
+  ref.decode_logits = ReadF32(ref.dir + "/decode_logits.f32",
+                              static_cast<size_t>(ref.num_decode_steps) * ref.vocab_size);
   return ref;
 }
 

@@ -11,10 +11,10 @@ namespace jamba::testing {
 struct Reference {
   std::string dir;
   std::vector<int32_t> prompt_ids;
-  std::vector<int32_t> greedy_ids;     // greedy_ids[0] from the prompt, then one per decode step
+  std::vector<int32_t> greedy_ids;  // greedy_ids[0] from the prompt, then one per decode step
   int64_t vocab_size = 0;
-  std::vector<float> prompt_logits;    // [L, V]
-  std::vector<float> decode_logits;    // [steps, V]
+  std::vector<float> prompt_logits;  // [L, V]
+  std::vector<float> decode_logits;  // [steps, V]
   int num_decode_steps = 0;
 };
 

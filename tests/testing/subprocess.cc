@@ -70,7 +70,8 @@ absl::StatusOr<std::string> Subprocess::WaitForAddress(absl::Duration timeout) {
       if (end != std::string::npos) return text.substr(begin, end - begin);
     }
     if (!running()) {
-      return absl::FailedPreconditionError(absl::StrCat("process exited with ", exit_code_, ": ", text));
+      return absl::FailedPreconditionError(
+          absl::StrCat("process exited with ", exit_code_, ": ", text));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
