@@ -6,6 +6,7 @@
 // run, and the full 32-layer model is extrapolated as 4 periods + head.
 //
 //   jamba-gpu-bench [--periods=N] [--iters=N] [--max_context=N]
+//                   [--expert_dtype=bf16|int8] [--kv_dtype=f32|bf16] [--batches=1,8,32]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -26,6 +27,10 @@ struct Flags {
   int periods = 1;  // periods built and run (of 4 in Jamba-v0.1)
   int iters = 5;
   int64_t max_context = 131072;
+  DType expert_dtype = DType::kBF16;
+  DType kv_dtype = DType::kF32;
+  std::vector<int> batches = {1, 8, 32};
+  bool ok = true;
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -42,8 +47,21 @@ Flags ParseFlags(int argc, char** argv) {
       f.iters = std::atoi(v);
     else if (const char* v = value("--max_context="))
       f.max_context = std::atoll(v);
-    else
-      std::fprintf(stderr, "ignoring unknown flag %s\n", a.c_str());
+    else if (const char* v = value("--expert_dtype="))
+      f.expert_dtype = std::string(v) == "int8" ? DType::kI8 : DType::kBF16;
+    else if (const char* v = value("--kv_dtype="))
+      f.kv_dtype = std::string(v) == "bf16" ? DType::kBF16 : DType::kF32;
+    else if (const char* v = value("--batches=")) {
+      f.batches.clear();
+      for (const char* c = v; *c != 0;) {
+        f.batches.push_back(std::atoi(c));
+        while (*c != 0 && *c != ',') ++c;
+        if (*c == ',') ++c;
+      }
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+      f.ok = false;
+    }
   }
   return f;
 }
@@ -102,6 +120,8 @@ absl::Status Run(const Flags& flags) {
 
   GpuModelShape shape;
   shape.layers = 8 * flags.periods;
+  shape.expert_dtype = flags.expert_dtype;
+  shape.kv_dtype = flags.kv_dtype;
   const double scale = 4.0 / flags.periods;  // to the 32 layers of Jamba-v0.1
   ASSIGN_OR_RETURN(GpuModel model, GpuModel::Create(shape, b));
   RETURN_IF_ERROR(b->Synchronize());
@@ -109,13 +129,29 @@ absl::Status Run(const Flags& flags) {
       "model: Jamba-v0.1 shapes, %d of 32 layers built (bf16 weights %.1f GB incl. all "
       "experts); full-model figures = %.0f x layers + embedding/lm_head\n",
       shape.layers, model.WeightBytesAllExperts() * 1e-9, scale);
-  std::printf("activations f32, bf16 GEMMs (cuBLAS, f32 accumulation), f32 KV cache\n\n");
+  std::printf(
+      "experts %s; activations f32; decode-sized MatMuls and experts by our one-pass kernels "
+      "(f32 arithmetic), larger ones by cuBLAS bf16 GEMMs with f32 accumulation; %s KV cache\n",
+      flags.expert_dtype == DType::kI8 ? "int8 with per-row scales" : "bf16",
+      flags.kv_dtype == DType::kBF16 ? "bf16" : "f32");
+  // Full-model device memory: 4 periods of weights + head, and per sequence
+  // 4 periods of KV cache and Mamba state at the step's context.
+  const double full_weights =
+      scale * model.WeightBytesAllExperts() + 2.0 * shape.vocab * shape.hidden * 2;
+  const double kv_per_token = scale * shape.layers / 8 * 2.0 * shape.n_kv_heads * shape.head_dim *
+                              DTypeSize(shape.kv_dtype);
+  const double device_bytes = static_cast<double>(prop.totalGlobalMem);
+  std::printf("full model: weights %.1f GB, KV cache %.0f KB per token; device %.1f GB\n\n",
+              full_weights * 1e-9, kv_per_token * 1e-3, device_bytes * 1e-9);
   std::mt19937 rng(1);
   const char* prefill_note = "";
 
   std::printf(
       "| step | batch | context | tokens/s | roofline tokens/s | %% of roofline | "
-      "ms/step | GB moved/step |\n|---|---|---|---|---|---|---|---|\n");
+      "ms/step | GB moved/step | full model fits |\n|---|---|---|---|---|---|---|---|---|\n");
+  auto fits = [&](int batch, int64_t context) {
+    return full_weights + batch * context * kv_per_token < 0.95 * device_bytes ? "yes" : "no";
+  };
   // Prefill: one sequence of 4096 tokens.
   {
     const int64_t L = 4096;
@@ -132,22 +168,24 @@ absl::Status Run(const Flags& flags) {
       t_layers =
           std::min(t_layers, Time(b, [&] { st = model.Layers({&seqs[0]}, &h, &layer_bytes); }));
       RETURN_IF_ERROR(st);
+      ASSIGN_OR_RETURN(const double expert_bytes, model.RoutedExpertBytes());
+      layer_bytes += expert_bytes;
       t_head = std::min(t_head, Time(b, [&] { st = model.Head(ids, &h2, 1, &head_bytes); }));
       RETURN_IF_ERROR(st);
     }
     const double t = scale * t_layers + t_head, bytes = scale * layer_bytes + head_bytes;
-    std::printf("| prefill | 1 | %lld | %.0f | %.0f | %.0f%% | %.1f | %.1f |\n",
+    std::printf("| prefill | 1 | %lld | %.0f | %.0f | %.0f%% | %.1f | %.1f | %s |\n",
                 static_cast<long long>(L), L / t, L / (bytes / bw), 100 * (bytes / bw) / t, t * 1e3,
-                bytes * 1e-9);
+                bytes * 1e-9, fits(1, L));
     RETURN_IF_ERROR(b->Synchronize());
     prefill_note =
         "prefill is compute-bound: its bandwidth roofline (all weights read once "
         "per 4096 tokens) is far above what the GEMMs allow";
   }
   // Decode: one token per sequence at a context already in the cache.
-  const int max_batch = 32;
+  const int max_batch = *std::max_element(flags.batches.begin(), flags.batches.end());
   ASSIGN_OR_RETURN(std::vector<GpuSequence> seqs, model.NewSequences(max_batch, flags.max_context));
-  for (const int batch : {1, 8, 32}) {
+  for (const int batch : flags.batches) {
     for (const int64_t context : {int64_t{4096}, int64_t{32768}, int64_t{131072}}) {
       if (context > flags.max_context) continue;
       std::vector<GpuSequence*> group;
@@ -163,6 +201,8 @@ absl::Status Run(const Flags& flags) {
         absl::Status st;
         const double tl = Time(b, [&] { st = model.Layers(group, &h, &lb); });
         RETURN_IF_ERROR(st);
+        ASSIGN_OR_RETURN(const double expert_bytes, model.RoutedExpertBytes());
+        lb += expert_bytes;
         const double th = Time(b, [&] { st = model.Head(ids, &h2, batch, &hb); });
         RETURN_IF_ERROR(st);
         if (it == 0) continue;  // warm-up
@@ -172,9 +212,9 @@ absl::Status Run(const Flags& flags) {
         head_bytes += hb / flags.iters;
       }
       const double t = scale * t_layers + t_head, bytes = scale * layer_bytes + head_bytes;
-      std::printf("| decode | %d | %lld | %.0f | %.0f | %.0f%% | %.2f | %.2f |\n", batch,
+      std::printf("| decode | %d | %lld | %.0f | %.0f | %.0f%% | %.2f | %.2f | %s |\n", batch,
                   static_cast<long long>(context), batch / t, batch / (bytes / bw),
-                  100 * (bytes / bw) / t, t * 1e3, bytes * 1e-9);
+                  100 * (bytes / bw) / t, t * 1e3, bytes * 1e-9, fits(batch, context));
       std::fflush(stdout);
     }
   }
@@ -187,6 +227,12 @@ absl::Status Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   const jamba::bench::Flags flags = jamba::bench::ParseFlags(argc, argv);
+  if (!flags.ok || flags.batches.empty() || flags.periods < 1 || flags.iters < 1) {
+    std::fprintf(stderr,
+                 "usage: jamba-gpu-bench [--periods=N>=1] [--iters=N>=1] [--max_context=N] "
+                 "[--expert_dtype=bf16|int8] [--kv_dtype=f32|bf16] [--batches=1,8,32]\n");
+    return 2;
+  }
   const absl::Status status = jamba::bench::Run(flags);
   if (!status.ok()) {
     std::fprintf(stderr, "jamba-gpu-bench: %s\n", status.ToString().c_str());

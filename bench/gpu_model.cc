@@ -60,7 +60,23 @@ absl::StatusOr<GpuModel> GpuModel::Create(const GpuModelShape& s, kernels::CudaB
     if (s.is_moe(l)) {
       ASSIGN_OR_RETURN(w.router, lin(s.num_experts, H));
       for (int e = 0; e < s.num_experts; ++e) {
-        ASSIGN_OR_RETURN(Mlp x, mlp());
+        kernels::ExpertMlpWeights x;
+        if (s.expert_dtype == DType::kI8) {
+          // Integers in [-127, 127] times a per-row scale of a / 127.
+          const float a = 1.0f / std::sqrt(static_cast<float>(H)) / 127.0f;
+          const float b = 1.0f / std::sqrt(static_cast<float>(I)) / 127.0f;
+          ASSIGN_OR_RETURN(x.gate, m.Random(DType::kI8, {I, H}, -127.0f, 127.0f));
+          ASSIGN_OR_RETURN(x.up, m.Random(DType::kI8, {I, H}, -127.0f, 127.0f));
+          ASSIGN_OR_RETURN(x.down, m.Random(DType::kI8, {H, I}, -127.0f, 127.0f));
+          ASSIGN_OR_RETURN(x.gate_scale, m.Random(f32, {I}, a, a));
+          ASSIGN_OR_RETURN(x.up_scale, m.Random(f32, {I}, a, a));
+          ASSIGN_OR_RETURN(x.down_scale, m.Random(f32, {H}, b, b));
+        } else {
+          ASSIGN_OR_RETURN(Mlp d, mlp());
+          x.gate = std::move(d.gate);
+          x.up = std::move(d.up);
+          x.down = std::move(d.down);
+        }
         w.experts.push_back(std::move(x));
       }
     } else {
@@ -82,7 +98,7 @@ double GpuModel::WeightBytesAllExperts() const {
           &w.wv, &w.wo, &w.dense.gate, &w.dense.up, &w.dense.down, &w.router}) {
       if (t->defined()) total += t->nbytes();
     }
-    for (const Mlp& e : w.experts) total += 3.0 * e.gate.nbytes();
+    for (const kernels::ExpertMlpWeights& e : w.experts) total += 3.0 * e.gate.nbytes();
   }
   return total;
 }
@@ -95,10 +111,10 @@ absl::StatusOr<std::vector<GpuSequence>> GpuModel::NewSequences(int count, int64
   for (int a = 0; a < n_attn; ++a) {
     // One pool per attention layer and K/V; random contents stand in for a
     // prefilled context.
-    ASSIGN_OR_RETURN(Tensor kp, Random(DType::kF32, {count * max_tokens, s.n_kv_heads, s.head_dim},
-                                       -1.0f, 1.0f));
-    ASSIGN_OR_RETURN(Tensor vp, Random(DType::kF32, {count * max_tokens, s.n_kv_heads, s.head_dim},
-                                       -1.0f, 1.0f));
+    ASSIGN_OR_RETURN(
+        Tensor kp, Random(s.kv_dtype, {count * max_tokens, s.n_kv_heads, s.head_dim}, -1.0f, 1.0f));
+    ASSIGN_OR_RETURN(
+        Tensor vp, Random(s.kv_dtype, {count * max_tokens, s.n_kv_heads, s.head_dim}, -1.0f, 1.0f));
     for (int i = 0; i < count; ++i) {
       seqs[i].k.push_back(kp.Slice(i * max_tokens, (i + 1) * max_tokens));
       seqs[i].v.push_back(vp.Slice(i * max_tokens, (i + 1) * max_tokens));

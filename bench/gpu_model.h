@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,7 +19,9 @@ struct GpuModelShape {
   int n_heads = 32, n_kv_heads = 8, head_dim = 128;
   int num_experts = 16, top_k = 2;
   int64_t intermediate = 14336, vocab = 65536;
-  int layers = 8;  // one Jamba-v0.1 period: attention at 4, MoE at odd layers
+  int layers = 8;                     // one Jamba-v0.1 period: attention at 4, MoE at odd layers
+  DType expert_dtype = DType::kBF16;  // or kI8 (per-row scales)
+  DType kv_dtype = DType::kF32;       // or kBF16
   bool is_attention(int l) const { return l % 8 == 4; }
   bool is_moe(int l) const { return l % 2 == 1; }
 };
@@ -39,8 +42,12 @@ class GpuModel {
 
   // Runs the layer stack on h [T, H] in place. With one sequence, T tokens
   // of it (prefill); else one token per sequence (decode). Adds the bytes
-  // the step must move to *bytes.
+  // the step must move to *bytes, except the routed experts' weights: those
+  // are known only on the device, and RoutedExpertBytes() adds them up.
   absl::Status Layers(std::vector<GpuSequence*> seqs, Tensor* h, double* bytes);
+  // Bytes of the distinct experts each MoE layer of the last Layers() call
+  // routed to (synchronises).
+  absl::StatusOr<double> RoutedExpertBytes();
   // Embedding of ids [T] and lm_head over `rows` rows of the normed output.
   absl::Status Head(const Tensor& ids, Tensor* h, int64_t rows, double* bytes);
 
@@ -59,7 +66,7 @@ class GpuModel {
     Tensor wq, wk, wv, wo;                  // attention
     Mlp dense;
     Tensor router;
-    std::vector<Mlp> experts;
+    std::vector<kernels::ExpertMlpWeights> experts;
   };
   absl::StatusOr<Tensor> Random(DType dtype, Shape shape, float lo, float hi);
   absl::Status Mamba(const Layer& w, int mamba_index, std::vector<GpuSequence*>& seqs,
@@ -73,6 +80,8 @@ class GpuModel {
   kernels::CudaBackend* b_ = nullptr;
   std::vector<Layer> layers_;
   Tensor embed_, final_norm_, lm_head_;
+  std::vector<Tensor> routed_;            // [T, k] experts of each MoE layer of the last step
+  std::map<int64_t, Tensor> route_rows_;  // T -> [T*k] i32: route (t, j) reads row t
   uint64_t seed_ = 1;
 };
 

@@ -3,6 +3,7 @@
 // the bytes each step must move counted for the roofline.
 #include <cstring>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "bench/gpu_model.h"
@@ -84,8 +85,8 @@ absl::Status GpuModel::Attention(const Layer& w, int ai, std::vector<GpuSequence
     const auto [r0, r1] = RowsOf(seqs.size(), T, i);
     const int64_t past = seqs[i]->length, n = r1 - r0;
     Tensor kd = seqs[i]->k[ai].Slice(past, past + n), vd = seqs[i]->v[ai].Slice(past, past + n);
-    b_->Copy(k.Slice(r0, r1), &kd);
-    b_->Copy(v.Slice(r0, r1), &vd);
+    b_->Convert(k.Slice(r0, r1).Reshape(kd.shape()), &kd);
+    b_->Convert(v.Slice(r0, r1).Reshape(vd.shape()), &vd);
     kernels::AttentionParams p;
     p.q = q.Slice(r0, r1);
     p.k_cache = seqs[i]->k[ai].Slice(0, past + n);
@@ -96,7 +97,7 @@ absl::Status GpuModel::Attention(const Layer& w, int ai, std::vector<GpuSequence
     p.head_dim = s.head_dim;
     p.out = o.Slice(r0, r1);
     b_->Attention(p);
-    *bytes += 2.0 * (past + n) * kw * sizeof(float);  // K and V read
+    *bytes += 2.0 * (past + n) * kw * DTypeSize(s.kv_dtype);  // K and V read
   }
   b_->MatMul(o, w.wo, nullptr, out);
   for (const Tensor* t : {&w.wq, &w.wk, &w.wv, &w.wo}) *bytes += t->nbytes();
@@ -114,6 +115,8 @@ absl::Status GpuModel::MlpForward(const Mlp& m, const Tensor& x, Tensor* out) {
   return absl::OkStatus();
 }
 
+// Routing stays on the device: MoeGate, then every (token, slot) route
+// through its expert in one GroupedExpertMlp, then the weighted sum.
 absl::Status GpuModel::Moe(const Layer& w, const Tensor& x, Tensor* out, double* bytes) {
   const int64_t T = x.dim(0), H = shape_.hidden, k = shape_.top_k, E = shape_.num_experts;
   ASSIGN_OR_RETURN(Tensor logits, b_->Allocate(DType::kF32, {T, E}));
@@ -121,37 +124,53 @@ absl::Status GpuModel::Moe(const Layer& w, const Tensor& x, Tensor* out, double*
   ASSIGN_OR_RETURN(Tensor experts, b_->Allocate(DType::kI32, {T, k}));
   b_->MatMul(x, w.router, nullptr, &logits);
   b_->MoeGate(logits, static_cast<int>(k), &weights, &experts);
-  Tensor hw = Tensor::Zeros(DType::kF32, {T, k}), he = Tensor::Zeros(DType::kI32, {T, k});
-  b_->Copy(weights, &hw);
-  b_->Copy(experts, &he);
-  // Rows per expert, ascending (JambaModel's routing order).
-  std::map<int, std::pair<std::vector<int32_t>, std::vector<float>>> groups;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t j = 0; j < k; ++j) {
-      auto& g = groups[he.data<int32_t>()[t * k + j]];
-      g.first.push_back(static_cast<int32_t>(t));
-      g.second.push_back(hw.data<float>()[t * k + j]);
-    }
+  auto it = route_rows_.find(T);
+  if (it == route_rows_.end()) {
+    std::vector<int32_t> rows(T * k);
+    for (int64_t r = 0; r < T * k; ++r) rows[r] = static_cast<int32_t>(r / k);
+    ASSIGN_OR_RETURN(Tensor d, Upload(b_, DType::kI32, rows.data(), T * k));
+    it = route_rows_.emplace(T, std::move(d)).first;
   }
+  ASSIGN_OR_RETURN(Tensor y, b_->Allocate(DType::kF32, {T * k, H}));
+  kernels::GroupedExpertMlpParams p;
+  p.x = x;
+  p.rows = it->second;
+  p.experts = experts.Reshape({T * k});
+  p.weights = &w.experts;
+  p.y = y;
+  b_->GroupedExpertMlp(p);
   ASSIGN_OR_RETURN(Tensor acc, b_->Allocate(DType::kF32, {T, H}));
-  for (const auto& [e, g] : groups) {
-    const int64_t n = static_cast<int64_t>(g.first.size());
-    ASSIGN_OR_RETURN(Tensor rows, Upload(b_, DType::kI32, g.first.data(), n));
-    ASSIGN_OR_RETURN(Tensor scales, Upload(b_, DType::kF32, g.second.data(), n));
-    ASSIGN_OR_RETURN(Tensor xe, b_->Allocate(DType::kF32, {n, H}));
-    ASSIGN_OR_RETURN(Tensor ye, b_->Allocate(DType::kF32, {n, H}));
-    b_->GatherRows(x, rows, &xe);
-    RETURN_IF_ERROR(MlpForward(w.experts[e], xe, &ye));
-    b_->ScatterAddRows(ye, rows, scales, &acc);
-    *bytes += 3.0 * w.experts[e].gate.nbytes();  // only the routed experts are read
-  }
+  b_->ScatterAddRows(y, it->second, weights.Reshape({T * k}), &acc);
   b_->Copy(acc, out);
+  routed_.push_back(experts);
   *bytes += w.router.nbytes();
   return absl::OkStatus();
 }
 
+absl::StatusOr<double> GpuModel::RoutedExpertBytes() {
+  double total = 0;
+  int moe = 0;
+  for (int l = 0; l < shape_.layers && moe < static_cast<int>(routed_.size()); ++l) {
+    if (!shape_.is_moe(l)) continue;
+    const Tensor& d = routed_[moe++];
+    Tensor h = Tensor::Zeros(DType::kI32, d.shape());
+    b_->Copy(d, &h);
+    std::set<int32_t> distinct(h.data<int32_t>(), h.data<int32_t>() + h.numel());
+    for (int32_t e : distinct) {
+      const kernels::ExpertMlpWeights& w = layers_[l].experts[e];
+      total += w.gate.nbytes() + w.up.nbytes() + w.down.nbytes();
+      if (w.gate_scale.defined()) {
+        total += w.gate_scale.nbytes() + w.up_scale.nbytes() + w.down_scale.nbytes();
+      }
+    }
+  }
+  RETURN_IF_ERROR(b_->Synchronize());
+  return total;
+}
+
 absl::Status GpuModel::Layers(std::vector<GpuSequence*> seqs, Tensor* h, double* bytes) {
   const int64_t T = h->dim(0);
+  routed_.clear();
   ASSIGN_OR_RETURN(Tensor normed, b_->Allocate(DType::kF32, h->shape()));
   ASSIGN_OR_RETURN(Tensor delta, b_->Allocate(DType::kF32, h->shape()));
   int mi = 0, ai = 0;

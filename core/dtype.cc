@@ -12,6 +12,8 @@ size_t DTypeSize(DType dtype) {
     case DType::kBF16:
     case DType::kF16:
       return 2;
+    case DType::kI8:
+      return 1;
   }
   JAMBA_CHECK(false) << "bad dtype " << static_cast<int>(dtype);
   return 0;
@@ -27,6 +29,8 @@ absl::string_view DTypeName(DType dtype) {
       return "F16";
     case DType::kI32:
       return "I32";
+    case DType::kI8:
+      return "I8";
   }
   return "?";
 }

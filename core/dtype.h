@@ -9,11 +9,12 @@
 
 namespace jamba {
 
-enum class DType : uint8_t { kF32, kBF16, kF16, kI32 };
+// kI8 holds quantised weights (with a separate f32 scale per output row).
+enum class DType : uint8_t { kF32, kBF16, kF16, kI32, kI8 };
 
 // Bytes per element.
 size_t DTypeSize(DType dtype);
-// "F32", "BF16", "F16", "I32" (the safetensors spelling).
+// "F32", "BF16", "F16", "I32", "I8" (the safetensors spelling).
 absl::string_view DTypeName(DType dtype);
 
 // bf16 is the upper half of an IEEE float32.

@@ -60,6 +60,10 @@ template <>
 struct DTypeOf<int32_t> {
   static constexpr DType value = DType::kI32;
 };
+template <>
+struct DTypeOf<int8_t> {
+  static constexpr DType value = DType::kI8;
+};
 
 class Tensor {
  public:

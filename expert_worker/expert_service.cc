@@ -201,12 +201,12 @@ absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, ExpertR
     xs.push_back(*std::move(x));
     wire.push_back(*dtype);
   }
-  std::vector<Tensor> ys(xs.size());  // [n_g, H] f32 host
+  std::vector<int> experts;
+  for (const auto& group : request.groups()) experts.push_back(group.expert());
+  std::vector<Tensor> ys;  // [n_g, H] f32 host: every group in one grouped pass
   {
     absl::MutexLock lock(&compute_mu_);
-    for (size_t g = 0; g < xs.size(); ++g) {
-      ASSIGN_OR_RETURN(ys[g], RunOne(layer, request.groups(g).expert(), xs[g]));
-    }
+    ASSIGN_OR_RETURN(ys, experts_->RunGroups(layer, experts, xs));
   }
   for (size_t g = 0; g < ys.size(); ++g) {
     auto* output = response->add_outputs();
@@ -214,25 +214,6 @@ absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, ExpertR
     rpc::EncodeTensor(ys[g], wire[g], output->mutable_y());
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<Tensor> ExpertServiceImpl::RunOne(int layer, int expert, const Tensor& x) {
-  const int64_t n = x.dim(0);
-  const int64_t H = config_.hidden_size;
-  if (n == 0) return Tensor::Zeros(DType::kF32, {0, H});
-  if (backend_->device() == Device::kCpu) {
-    Tensor y = Tensor::Zeros(DType::kF32, {n, H});
-    RETURN_IF_ERROR(experts_->RunExpert(layer, expert, x, &y));
-    return y;
-  }
-  ASSIGN_OR_RETURN(Tensor dx, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
-  ASSIGN_OR_RETURN(Tensor dy, backend_->Allocate(DType::kF32, {n, H}));  // [n, H]
-  backend_->Copy(x, &dx);
-  RETURN_IF_ERROR(experts_->RunExpert(layer, expert, dx, &dy));
-  Tensor y = Tensor::Zeros(DType::kF32, {n, H});
-  backend_->Copy(dy, &y);
-  RETURN_IF_ERROR(backend_->Synchronize());
-  return y;
 }
 
 bool ExpertServiceImpl::Register(ComputeReactor* reactor) {

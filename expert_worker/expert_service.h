@@ -69,9 +69,6 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
 
   // Validates and computes; fills response->outputs.
   absl::Status HandleInto(const ExpertRequest& request, ExpertResponse* response);
-  // y[n, H] = Expert_{layer, expert}(x[n, H]); host tensors in and out.
-  absl::StatusOr<Tensor> RunOne(int layer, int expert, const Tensor& x)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(compute_mu_);
   // Registers a new stream; false when draining (the stream must end).
   bool Register(ComputeReactor* reactor);
   void Unregister(ComputeReactor* reactor);

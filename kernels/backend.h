@@ -28,6 +28,10 @@ class Backend {
   virtual absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) = 0;
   // dst = src for tensors of equal dtype and size, any device combination.
   virtual void Copy(const Tensor& src, Tensor* dst) = 0;
+  // dst = src converted elementwise, both on this backend's device, equal
+  // sizes: F32 to BF16/F16 (round to nearest even), BF16/F16 to F32, or a
+  // copy for equal dtypes.  PyTorch: dst.copy_(src)
+  virtual void Convert(const Tensor& src, Tensor* dst) = 0;
 
   // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]).  PyTorch: F.linear(x, w, bias)
   virtual void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) = 0;
@@ -53,6 +57,10 @@ class Backend {
   // y[rows[i],:] += scale[i] * x[i,:], for i in order.  scale: [n] f32
   virtual void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale,
                               Tensor* y) = 0;
+
+  // See GroupedExpertMlpParams. Rows or experts out of range are CHECKed on
+  // host backends and reported by Synchronize() on devices.
+  virtual void GroupedExpertMlp(const GroupedExpertMlpParams& p) = 0;
 
   // Waits for queued work; reports asynchronous device errors.
   virtual absl::Status Synchronize() = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -44,13 +45,41 @@ struct SelectiveScanParams {
 //   out = softmax(S) v;  query head j reads KV head j / (n_heads / n_kv_heads)
 struct AttentionParams {
   Tensor q;        // [L, n_heads * hd] f32
-  Tensor k_cache;  // [T, n_kv_heads, hd] f32 with T >= past + L
-  Tensor v_cache;  // [T, n_kv_heads, hd] f32
+  Tensor k_cache;  // [T, n_kv_heads, hd] f32 or bf16, T >= past + L
+  Tensor v_cache;  // [T, n_kv_heads, hd], k_cache's dtype
   int64_t past = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
   Tensor out;  // [L, n_heads * hd] f32, head-major within a row
+};
+
+// One expert's gated MLP: down · (silu(gate · x) ⊙ (up · x)). Weights are
+// F32, BF16 or F16, or I8 with one f32 scale per output row (Jamba-1.5's
+// ExpertsInt8: w[i,:] = scale[i] * q[i,:], q = round(w / scale),
+// scale = max|w[i,:]| / 127). Scales are undefined for float weights.
+struct ExpertMlpWeights {
+  Tensor gate;        // [I, H]
+  Tensor up;          // [I, H]
+  Tensor down;        // [H, I]
+  Tensor gate_scale;  // [I] f32 (I8 only)
+  Tensor up_scale;    // [I] f32 (I8 only)
+  Tensor down_scale;  // [H] f32 (I8 only)
+};
+
+// The expert MLPs of many routed rows in one call, rows of different
+// experts together (an expert worker's whole request, or a batch's MoE
+// layer without a host round trip):
+//   y[r,:] = Expert_{experts[r]}(x[rows[r],:])
+// PyTorch: y[r] = experts[e](x[rows[r]]) for each r
+// Each output row depends only on its own input row and expert, so results
+// do not depend on how rows are grouped or ordered.
+struct GroupedExpertMlpParams {
+  Tensor x;        // [T, H] f32
+  Tensor rows;     // [n] i32 in [0, T)
+  Tensor experts;  // [n] i32 in [0, weights->size()); that entry must be defined
+  const std::vector<ExpertMlpWeights>* weights = nullptr;  // indexed by expert id
+  Tensor y;                                                // [n, H] f32
 };
 
 }  // namespace jamba::kernels

@@ -44,11 +44,12 @@ absl::Status AttentionMixer::Forward(kernels::Backend* b, const Tensor& x,
     const int64_t L = s.end - s.begin;
     RETURN_IF_ERROR(s.state->ReserveKv(past + L, b));
     KvCache& cache = s.state->layer(layer_).kv;
-    // past_key_value.update(k, v): rows [past, past+L) of the cache.
+    // past_key_value.update(k, v): rows [past, past+L) of the cache, in
+    // the cache's dtype.
     Tensor k_dst = cache.k.Slice(past, past + L).Reshape({L, kv_width});
     Tensor v_dst = cache.v.Slice(past, past + L).Reshape({L, kv_width});
-    b->Copy(k.Slice(s.begin, s.end), &k_dst);
-    b->Copy(v.Slice(s.begin, s.end), &v_dst);
+    b->Convert(k.Slice(s.begin, s.end), &k_dst);
+    b->Convert(v.Slice(s.begin, s.end), &v_dst);
 
     kernels::AttentionParams p;
     p.q = q.Slice(s.begin, s.end);

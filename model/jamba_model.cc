@@ -17,12 +17,18 @@ JambaModel::~JambaModel() = default;
 
 absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& checkpoint,
                                                              kernels::Backend* backend,
-                                                             ExpertRunner* experts) {
+                                                             ExpertRunner* experts,
+                                                             const ModelOptions& options) {
+  if (options.kv_cache_dtype != DType::kF32 && options.kv_cache_dtype != DType::kBF16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV cache dtype ", DTypeName(options.kv_cache_dtype), " (want F32 or BF16)"));
+  }
   const JambaConfig& c = checkpoint.config();
   const int64_t H = c.hidden_size, V = c.vocab_size;
   WeightLoader loader(&checkpoint, backend);
   std::unique_ptr<JambaModel> m(new JambaModel());
   m->config_ = c;
+  m->options_ = options;
   m->backend_ = backend;
   ASSIGN_OR_RETURN(m->embed_tokens_, loader.Matrix("model.embed_tokens.weight", {V, H}));
   for (int i = 0; i < c.num_hidden_layers; ++i) {
@@ -51,7 +57,8 @@ absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& c
     ASSIGN_OR_RETURN(m->lm_head_, loader.Matrix("lm_head.weight", {V, H}));
   }
   if (experts == nullptr) {
-    ASSIGN_OR_RETURN(m->owned_experts_, LocalExperts::Load(loader, backend));
+    ASSIGN_OR_RETURN(m->owned_experts_,
+                     LocalExperts::Load(loader, backend, {}, options.expert_weights));
     experts = m->owned_experts_.get();
   }
   m->experts_ = experts;
@@ -59,7 +66,7 @@ absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& c
 }
 
 absl::StatusOr<SequenceState> JambaModel::NewSequence() const {
-  return SequenceState::Create(config_, backend_);
+  return SequenceState::Create(config_, backend_, options_.kv_cache_dtype);
 }
 
 absl::Status JambaModel::Validate(absl::Span<const SequenceChunk> batch) const {

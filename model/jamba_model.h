@@ -20,6 +20,7 @@
 #include "model/checkpoint.h"
 #include "model/expert_runner.h"
 #include "model/gated_mlp.h"
+#include "model/local_experts.h"
 #include "model/mixer.h"
 #include "model/sequence_state.h"
 
@@ -36,17 +37,25 @@ enum class LogitsMode {
   kLast,  // one row per sequence: its last token's
 };
 
+struct ModelOptions {
+  DType kv_cache_dtype = DType::kF32;  // or kBF16: half the KV bytes
+  // When the model loads its own experts: as stored, or int8 per-row.
+  ExpertWeights expert_weights = ExpertWeights::kAsStored;
+};
+
 class JambaModel {
  public:
   // Loads every weight except the experts, which `experts` computes; when
   // `experts` is null the model loads all experts itself (LocalExperts).
   static absl::StatusOr<std::unique_ptr<JambaModel>> Load(const Checkpoint& checkpoint,
                                                           kernels::Backend* backend,
-                                                          ExpertRunner* experts = nullptr);
+                                                          ExpertRunner* experts = nullptr,
+                                                          const ModelOptions& options = {});
   ~JambaModel();
 
   const JambaConfig& config() const { return config_; }
   kernels::Backend* backend() const { return backend_; }
+  const ModelOptions& options() const { return options_; }
 
   // A fresh, empty sequence.
   absl::StatusOr<SequenceState> NewSequence() const;
@@ -73,6 +82,7 @@ class JambaModel {
   absl::Status MoeForward(int layer, const Tensor& router, const Tensor& x, Tensor* out);
 
   JambaConfig config_;
+  ModelOptions options_;
   kernels::Backend* backend_ = nullptr;
   std::unique_ptr<ExpertRunner> owned_experts_;
   ExpertRunner* experts_ = nullptr;

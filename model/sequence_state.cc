@@ -17,17 +17,23 @@ int64_t SequenceState::FixedBytes(const JambaConfig& c) {
   return bytes;
 }
 
-int64_t SequenceState::KvBytesPerToken(const JambaConfig& c) {
+int64_t SequenceState::KvBytesPerToken(const JambaConfig& c, DType kv_dtype) {
   int64_t layers = 0;
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     if (c.mixer_kind(i) == MixerKind::kAttention) ++layers;
   }
-  return layers * 2 * c.num_key_value_heads * c.head_dim() * 4;
+  return layers * 2 * c.num_key_value_heads * c.head_dim() *
+         static_cast<int64_t>(DTypeSize(kv_dtype));
 }
 
 absl::StatusOr<SequenceState> SequenceState::Create(const JambaConfig& config,
-                                                    kernels::Backend* backend) {
+                                                    kernels::Backend* backend, DType kv_dtype) {
+  if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV cache dtype ", DTypeName(kv_dtype), " (want F32 or BF16)"));
+  }
   SequenceState state;
+  state.kv_dtype_ = kv_dtype;
   state.max_tokens_ = config.max_position_embeddings;
   state.n_kv_heads_ = config.num_key_value_heads;
   state.head_dim_ = config.head_dim();
@@ -57,8 +63,8 @@ absl::Status SequenceState::ReserveKv(int64_t tokens, kernels::Backend* backend)
   for (LayerState& layer : layers_) {
     if (layer.mamba.conv.defined()) continue;
     KvCache grown;
-    ASSIGN_OR_RETURN(grown.k, backend->Allocate(DType::kF32, {capacity, n_kv_heads_, head_dim_}));
-    ASSIGN_OR_RETURN(grown.v, backend->Allocate(DType::kF32, {capacity, n_kv_heads_, head_dim_}));
+    ASSIGN_OR_RETURN(grown.k, backend->Allocate(kv_dtype_, {capacity, n_kv_heads_, head_dim_}));
+    ASSIGN_OR_RETURN(grown.v, backend->Allocate(kv_dtype_, {capacity, n_kv_heads_, head_dim_}));
     if (length_ > 0) {
       Tensor k_dst = grown.k.Slice(0, length_);
       Tensor v_dst = grown.v.Slice(0, length_);

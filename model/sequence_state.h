@@ -21,8 +21,8 @@ struct MambaState {
 };
 
 struct KvCache {
-  Tensor k;  // [capacity, n_kv, hd] f32; rows [0, length) are filled
-  Tensor v;  // [capacity, n_kv, hd] f32
+  Tensor k;  // [capacity, n_kv, hd] f32 or bf16; rows [0, length) are filled
+  Tensor v;  // [capacity, n_kv, hd], k's dtype
 };
 
 struct LayerState {
@@ -34,10 +34,12 @@ class SequenceState {
  public:
   // Bytes of conv + SSM state per sequence (fixed) and of KV cache per token.
   static int64_t FixedBytes(const JambaConfig& config);
-  static int64_t KvBytesPerToken(const JambaConfig& config);
+  static int64_t KvBytesPerToken(const JambaConfig& config, DType kv_dtype = DType::kF32);
 
-  // Zero state for `config` on `backend`'s device.
-  static absl::StatusOr<SequenceState> Create(const JambaConfig& config, kernels::Backend* backend);
+  // Zero state for `config` on `backend`'s device, its KV cache in
+  // `kv_dtype` (F32, or BF16 to halve it).
+  static absl::StatusOr<SequenceState> Create(const JambaConfig& config, kernels::Backend* backend,
+                                              DType kv_dtype = DType::kF32);
 
   // Tokens consumed so far (the position of the next token).
   int64_t length() const { return length_; }
@@ -57,6 +59,7 @@ class SequenceState {
   int64_t max_tokens_ = 0;
   int64_t n_kv_heads_ = 0;
   int64_t head_dim_ = 0;
+  DType kv_dtype_ = DType::kF32;
   bool has_attention_ = false;
 };
 

@@ -1,5 +1,5 @@
 // CpuAttention: causal multi-head attention with grouped KV heads (GQA/MQA)
-// over a KV cache already holding this call's keys and values. No position
+// over an f32 or bf16 KV cache already holding this call's keys and values. No position
 // encoding. Work items are (query head, query token) pairs, each writing its
 // own slice of out, so threads never share output.
 #include <algorithm>
@@ -34,21 +34,31 @@ void CheckParams(const AttentionParams& p) {
                   << " v_cache " << p.v_cache.DebugString() << " out " << p.out.DebugString()
                   << " past " << p.past << " (want q, out [L,n_heads*hd]; caches [T,n_kv_heads,hd]"
                   << " with T >= past+L)";
-  for (const Tensor* t : {&p.q, &p.k_cache, &p.v_cache, &p.out}) {
+  for (const Tensor* t : {&p.q, &p.out}) {
     JAMBA_CHECK(t->dtype() == DType::kF32)
-        << op << ": every tensor must be f32, got " << t->DebugString();
+        << op << ": q and out must be f32, got " << t->DebugString();
   }
+  JAMBA_CHECK((p.k_cache.dtype() == DType::kF32 || p.k_cache.dtype() == DType::kBF16) &&
+              p.v_cache.dtype() == p.k_cache.dtype())
+      << op << ": k_cache " << p.k_cache.DebugString() << " v_cache " << p.v_cache.DebugString()
+      << " (want both f32 or both bf16)";
+}
+
+// Row j of KV head kv of a cache [T, n_kv, hd] as f32: the cache itself
+// when it is f32, else decoded into `scratch` [hd].
+const float* KvRow(const Tensor& cache, int64_t j, int64_t kv, int64_t hd, float* scratch) {
+  const int64_t offset = (j * cache.dim(1) + kv) * hd;
+  if (cache.dtype() == DType::kF32) return cache.data<float>() + offset;
+  RowToF32(static_cast<const uint16_t*>(cache.raw_data()) + offset, cache.dtype(), hd, scratch);
+  return scratch;
 }
 
 // out for query token i and query head `head`.
-// s: [past+L] scratch for scores; o: [hd] scratch for the output row.
-void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, float* o) {
+// s: [past+L] scratch for scores; o, row: [hd] scratch.
+void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, float* o, float* row) {
   const int64_t hd = p.head_dim;
-  const int64_t n_kv = p.n_kv_heads;
-  const float* q = p.q.data<float>();         // [L, n_heads * hd]
-  const float* kc = p.k_cache.data<float>();  // [T, n_kv, hd]
-  const float* vc = p.v_cache.data<float>();  // [T, n_kv, hd]
-  float* out = p.out.data<float>();           // [L, n_heads * hd]
+  const float* q = p.q.data<float>();  // [L, n_heads * hd]
+  float* out = p.out.data<float>();    // [L, n_heads * hd]
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Consecutive query heads share a KV head.  PyTorch: repeat_kv
   const int64_t kv = head / (p.n_heads / p.n_kv_heads);
@@ -59,7 +69,7 @@ void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, floa
   // PyTorch: attn_weights = torch.matmul(q, k.transpose(2, 3)) * scaling
   float s_max = -INFINITY;
   for (int64_t j = 0; j < T_i; ++j) {
-    const float* kj = kc + (j * n_kv + kv) * hd;  // [hd]
+    const float* kj = KvRow(p.k_cache, j, kv, hd, row);  // [hd]
     float dot = 0.0f;
     for (int64_t e = 0; e < hd; ++e) dot += qi[e] * kj[e];
     s[j] = dot * scale;
@@ -76,7 +86,7 @@ void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, floa
   // o = sum_j p_j v_j.  PyTorch: attn_output = torch.matmul(attn_weights, v)
   std::fill(o, o + hd, 0.0f);
   for (int64_t j = 0; j < T_i; ++j) {
-    const float* vj = vc + (j * n_kv + kv) * hd;  // [hd]
+    const float* vj = KvRow(p.v_cache, j, kv, hd, row);  // [hd]
     for (int64_t e = 0; e < hd; ++e) o[e] += s[j] * vj[e];
   }
   // out[i, head*hd : (head+1)*hd] = o; q's slice was fully read above.
@@ -90,10 +100,10 @@ void CpuAttention(const AttentionParams& p) {
   const int64_t L = p.q.dim(0);
   // Work item (head, i) = head * L + i.
   ThreadPool::Default().ParallelFor(p.n_heads * L, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> s(p.past + L);  // [past+L] scores, then probs
-    std::vector<float> o(p.head_dim);  // [hd]
+    std::vector<float> s(p.past + L);                   // [past+L] scores, then probs
+    std::vector<float> o(p.head_dim), row(p.head_dim);  // [hd] each
     for (int64_t item = begin; item < end; ++item) {
-      AttendOne(p, item / L, item % L, s.data(), o.data());
+      AttendOne(p, item / L, item % L, s.data(), o.data(), row.data());
     }
   });
 }

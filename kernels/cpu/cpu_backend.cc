@@ -74,6 +74,10 @@ void CpuBackend::ScatterAddRows(const Tensor& x, const Tensor& rows, const Tenso
   CpuScatterAddRows(x, rows, scale, y);
 }
 
+void CpuBackend::Convert(const Tensor& src, Tensor* dst) { CpuConvert(src, dst); }
+
+void CpuBackend::GroupedExpertMlp(const GroupedExpertMlpParams& p) { CpuGroupedExpertMlp(p); }
+
 absl::Status CpuBackend::Synchronize() { return absl::OkStatus(); }
 
 std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   void Copy(const Tensor& src, Tensor* dst) override;
+  void Convert(const Tensor& src, Tensor* dst) override;
 
   void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
   void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
@@ -32,6 +33,7 @@ class CpuBackend final : public Backend {
   void MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) override;
   void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y) override;
+  void GroupedExpertMlp(const GroupedExpertMlpParams& p) override;
 
   // CPU ops finish before they return.
   absl::Status Synchronize() override;

@@ -1,4 +1,4 @@
-// Weight-row decoding (F32/BF16/F16 to f32) and the argument checks shared
+// Weight-row decoding (F32/BF16/F16/I8 to f32) and the argument checks shared
 // by the CPU ops.
 #include "kernels/cpu/cpu_util.h"
 
@@ -21,6 +21,11 @@ void RowToF32(const void* src, DType dtype, int64_t n, float* dst) {
     case DType::kF16: {
       const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(s[i]);
+      return;
+    }
+    case DType::kI8: {
+      const int8_t* s = static_cast<const int8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
       return;
     }
     case DType::kI32:

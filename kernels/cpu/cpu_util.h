@@ -17,10 +17,11 @@ inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
 // softplus with torch's threshold 20.  PyTorch: F.softplus(v)
 inline float Softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
-// dst[0:n] = f32(src[0:n]) for src of dtype F32, BF16 or F16.
+// dst[0:n] = f32(src[0:n]) for src of dtype F32, BF16, F16 or I8 (the
+// integer values; the caller applies any scale).
 void RowToF32(const void* src, DType dtype, int64_t n, float* dst);
 
-// True for the dtypes RowToF32 accepts.
+// True for F32, BF16 and F16 (the dtypes MatMul takes).
 bool IsFloatDType(DType dtype);
 
 // CHECKs that `t` is defined and lives in host memory; `op` and `name` go

@@ -5,6 +5,8 @@
 // calls must not be nested inside another ParallelFor.
 #pragma once
 
+#include <functional>
+
 #include "core/tensor.h"
 #include "kernels/params.h"
 
@@ -12,6 +14,10 @@ namespace jamba::kernels {
 
 // dst = src for host tensors of equal dtype and element count.
 void CpuCopy(const Tensor& src, Tensor* dst);
+
+// dst = src converted elementwise (equal sizes): F32 to BF16/F16 rounding
+// to nearest even, BF16/F16 to F32 exactly, or a copy for equal dtypes.
+void CpuConvert(const Tensor& src, Tensor* dst);
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]).  x, y, bias: f32; w: F32/BF16/F16.
 void CpuMatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y);
@@ -48,5 +54,15 @@ void CpuGatherRows(const Tensor& x, const Tensor& rows, Tensor* y);
 // y[rows[i],:] += scale[i] * x[i,:] for i = 0..n-1 in order.
 // x: [n,D] f32, rows: [n] i32, scale: [n] f32, y: [R,D] f32.
 void CpuScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y);
+
+// See GroupedExpertMlpParams: every routed row through its expert's MLP.
+void CpuGroupedExpertMlp(const GroupedExpertMlpParams& p);
+
+// The same over any MatMul and SiluMul with the CpuMatMul / CpuSiluMul
+// contracts (FastCpuBackend passes its own).
+using CpuMatMulFn = std::function<void(const Tensor&, const Tensor&, const Tensor*, Tensor*)>;
+using CpuSiluMulFn = std::function<void(const Tensor&, const Tensor&, Tensor*)>;
+void GroupedExpertMlpByExpert(const GroupedExpertMlpParams& p, const CpuMatMulFn& matmul,
+                              const CpuSiluMulFn& silu_mul);
 
 }  // namespace jamba::kernels

@@ -17,6 +17,8 @@ absl::StatusOr<Tensor> FastCpuBackend::Allocate(DType dtype, Shape shape) {
 
 void FastCpuBackend::Copy(const Tensor& src, Tensor* dst) { CpuCopy(src, dst); }
 
+void FastCpuBackend::Convert(const Tensor& src, Tensor* dst) { CpuConvert(src, dst); }
+
 void FastCpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   FastMatMul(isa_, x, w, bias, y);
 }
@@ -52,6 +54,10 @@ void FastCpuBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) 
 void FastCpuBackend::ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale,
                                     Tensor* y) {
   CpuScatterAddRows(x, rows, scale, y);
+}
+
+void FastCpuBackend::GroupedExpertMlp(const GroupedExpertMlpParams& p) {
+  FastGroupedExpertMlp(isa_, p);
 }
 
 absl::Status FastCpuBackend::Synchronize() { return absl::OkStatus(); }

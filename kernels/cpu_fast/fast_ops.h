@@ -27,4 +27,7 @@ void FastCausalConv1d(CpuIsa isa, const CausalConv1dParams& p);
 // y = silu(gate) ⊙ up with a vectorised SiLU; y may alias either input.
 void FastSiluMul(CpuIsa isa, const Tensor& gate, const Tensor& up, Tensor* y);
 
+// See GroupedExpertMlpParams: the reference grouping over FastMatMul.
+void FastGroupedExpertMlp(CpuIsa isa, const GroupedExpertMlpParams& p);
+
 }  // namespace jamba::kernels

@@ -1,4 +1,4 @@
-// Attention: causal GQA attention over an f32 KV cache, flash-decoding
+// Attention: causal GQA attention over an f32 or bf16 KV cache, flash-decoding
 // style. Block (query token i, kv head, split s) handles the G query heads
 // that share the KV head over keys [s*chunk, (s+1)*chunk) ∩ [0, past+i]:
 // each warp walks its keys with an online softmax (lane r holds elements
@@ -21,7 +21,10 @@ __device__ __forceinline__ float* Partial(const AttnParams& p, int64_t i, int he
   return p.workspace + ((i * p.n_heads + head) * p.num_splits + s) * (p.head_dim + 2);
 }
 
-template <int kPerLane, int kMaxG>
+__device__ __forceinline__ float KvToF32(float v) { return v; }
+__device__ __forceinline__ float KvToF32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename KV, int kPerLane, int kMaxG>
 __global__ void __launch_bounds__(kWarps * 32) AttnKernel(AttnParams p) {
   extern __shared__ float smem[];  // [kWarps][2 + hd] per head g, see below
   const int kv = blockIdx.y, s = blockIdx.z;
@@ -48,14 +51,14 @@ __global__ void __launch_bounds__(kWarps * 32) AttnKernel(AttnParams p) {
     }
   }
   for (int64_t j = begin + warp; j < end; j += kWarps) {
-    const float* kj = p.k_cache + j * kv_stride + int64_t{kv} * hd;  // [hd]
-    const float* vj = p.v_cache + j * kv_stride + int64_t{kv} * hd;  // [hd]
+    const KV* kj = static_cast<const KV*>(p.k_cache) + j * kv_stride + int64_t{kv} * hd;  // [hd]
+    const KV* vj = static_cast<const KV*>(p.v_cache) + j * kv_stride + int64_t{kv} * hd;  // [hd]
     float k[kPerLane], v[kPerLane];
 #pragma unroll
     for (int r = 0; r < kPerLane; ++r) {
       const int e = lane + 32 * r;
-      k[r] = e < hd ? kj[e] : 0.0f;
-      v[r] = e < hd ? vj[e] : 0.0f;
+      k[r] = e < hd ? KvToF32(kj[e]) : 0.0f;
+      v[r] = e < hd ? KvToF32(vj[e]) : 0.0f;
     }
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g) {
@@ -137,18 +140,24 @@ __global__ void MergeSplitsKernel(AttnParams p) {
   }
 }
 
-template <int kPerLane, int kMaxG>
-void LaunchFor(const AttnParams& p, cudaStream_t stream) {
+template <typename KV, int kPerLane, int kMaxG>
+void LaunchKv(const AttnParams& p, cudaStream_t stream) {
   const int G = p.n_heads / p.n_kv_heads;
   const size_t smem = sizeof(float) * G * kWarps * (p.head_dim + 2);
   if (smem > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(AttnKernel<kPerLane, kMaxG>,
+    CUDA_CHECK(cudaFuncSetAttribute(AttnKernel<KV, kPerLane, kMaxG>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem)));
   }
   const dim3 grid(static_cast<unsigned>(p.L), p.n_kv_heads, p.num_splits);
-  AttnKernel<kPerLane, kMaxG><<<grid, kWarps * 32, smem, stream>>>(p);
+  AttnKernel<KV, kPerLane, kMaxG><<<grid, kWarps * 32, smem, stream>>>(p);
   CUDA_CHECK_LAUNCH();
+}
+
+template <int kPerLane, int kMaxG>
+void LaunchFor(const AttnParams& p, cudaStream_t stream) {
+  if (p.kv_bf16) return LaunchKv<__nv_bfloat16, kPerLane, kMaxG>(p, stream);
+  LaunchKv<float, kPerLane, kMaxG>(p, stream);
 }
 
 template <int kPerLane>

@@ -118,6 +118,30 @@ void CudaBackend::Copy(const Tensor& src, Tensor* dst) {
   if (dst->device() == Device::kCpu) CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+void CudaBackend::Convert(const Tensor& src, Tensor* dst) {
+  CheckCuda(src, "Convert", "src");
+  CheckCuda(*dst, "Convert", "dst");
+  auto is_float = [](DType d) { return d == DType::kF32 || d == DType::kBF16 || d == DType::kF16; };
+  const bool f32_in = src.dtype() == DType::kF32, f32_out = dst->dtype() == DType::kF32;
+  JAMBA_CHECK(src.numel() == dst->numel() && is_float(src.dtype()) && is_float(dst->dtype()) &&
+              (f32_in || f32_out))
+      << "Convert: src " << src.DebugString() << " dst " << dst->DebugString()
+      << " (want equal sizes, F32 on at least one side, F32/BF16/F16)";
+  if (src.numel() == 0) return;
+  SetDevice();
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  if (src.dtype() == dst->dtype()) {
+    CUDA_CHECK(cudaMemcpyAsync(dst->raw_data(), src.raw_data(), src.nbytes(),
+                               cudaMemcpyDeviceToDevice, stream));
+  } else if (f32_in) {
+    cuda::LaunchConvertFromF32(
+        {src.data<float>(), dst->raw_data(), ToWeightType(dst->dtype()), src.numel()}, stream);
+  } else {
+    cuda::LaunchDequantToF32(
+        {src.raw_data(), ToWeightType(src.dtype()), dst->data<float>(), src.numel()}, stream);
+  }
+}
+
 void CudaBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   CheckCuda(x, "MatMul", "x");
   CheckCuda(w, "MatMul", "w");
@@ -126,7 +150,8 @@ void CudaBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, T
               y->dim(0) == x.dim(0) && y->dim(1) == w.dim(0))
       << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y " << y->DebugString()
       << " (want x [M,K], w [N,K], y [M,N])";
-  JAMBA_CHECK(x.dtype() == DType::kF32 && y->dtype() == DType::kF32 && w.dtype() != DType::kI32)
+  JAMBA_CHECK(x.dtype() == DType::kF32 && y->dtype() == DType::kF32 &&
+              (w.dtype() == DType::kF32 || w.dtype() == DType::kBF16 || w.dtype() == DType::kF16))
       << "MatMul: x " << x.DebugString() << " w " << w.DebugString() << " y " << y->DebugString()
       << " (want f32 x and y; F32, BF16 or F16 w)";
   JAMBA_CHECK(y->raw_data() != x.raw_data()) << "MatMul: y must not alias x";
@@ -142,6 +167,20 @@ void CudaBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (M == 0 || N == 0) return;
   SetDevice();
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  if (M <= cuda::kGemvMaxRows) {
+    // Decode-sized: one pass over w in f32 arithmetic, bias fused.
+    cuda::GemvParams g;
+    g.x = x.data<float>();
+    g.w = w.raw_data();
+    g.w_type = ToWeightType(w.dtype());
+    g.bias = bias != nullptr ? bias->data<float>() : nullptr;
+    g.y = y->data<float>();
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    cuda::LaunchGemv(g, stream);
+    return;
+  }
   if (K == 0) {
     CUDA_CHECK(cudaMemsetAsync(y->raw_data(), 0, y->nbytes(), stream));
   } else {
@@ -189,6 +228,9 @@ absl::Status CudaBackend::Synchronize() {
   if (bits & cuda::kEmbeddingIdOutOfRange) what += " Embedding: an id outside [0, V);";
   if (bits & cuda::kGatherRowOutOfRange) what += " GatherRows: a row index out of range;";
   if (bits & cuda::kScatterRowOutOfRange) what += " ScatterAddRows: a row index out of range;";
+  if (bits & cuda::kExpertRouteOutOfRange) {
+    what += " GroupedExpertMlp: a row or expert index out of range, or an expert without weights;";
+  }
   return absl::InternalError(
       absl::StrCat("CUDA kernels met bad indices (results undefined):", what));
 }
@@ -196,6 +238,7 @@ absl::Status CudaBackend::Synchronize() {
 void CudaBackend::FillRandom(Tensor* t, uint64_t seed, float lo, float hi) {
   CheckCuda(*t, "FillRandom", "t");
   JAMBA_CHECK(t->dtype() != DType::kI32) << "FillRandom: " << t->DebugString();
+  // I8 tensors get the integers of [lo, hi) rounded and clamped to +-127.
   SetDevice();
   cuda::LaunchFillRandom({t->raw_data(), ToWeightType(t->dtype()), t->numel(), seed, lo, hi},
                          static_cast<cudaStream_t>(stream_));

@@ -10,8 +10,10 @@
 // Like every Backend, an instance is used by one thread at a time.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
@@ -38,6 +40,7 @@ class CudaBackend final : public Backend {
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   void Copy(const Tensor& src, Tensor* dst) override;
+  void Convert(const Tensor& src, Tensor* dst) override;
 
   void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
   void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
@@ -52,13 +55,18 @@ class CudaBackend final : public Backend {
   void MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) override;
   void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y) override;
+  // Up to kGroupedMaxRoutes routes: three kernels, no host round trip;
+  // beyond: the routes are grouped on the host and each expert runs through
+  // cuBLAS (I8 experts widened to bf16 first).
+  void GroupedExpertMlp(const GroupedExpertMlpParams& p) override;
+  static constexpr int64_t kGroupedMaxRoutes = 128;
 
   // Waits for the stream; Internal on a device fault or when a kernel met an
   // out-of-range index (Embedding ids, GatherRows / ScatterAddRows rows).
   absl::Status Synchronize() override;
 
   // Beyond Backend, for benchmarks and tests: fills a device tensor (F32,
-  // BF16 or F16) with uniform [lo, hi) values derived from `seed`.
+  // BF16, F16 or I8) with uniform [lo, hi) values derived from `seed`.
   void FillRandom(Tensor* t, uint64_t seed, float lo, float hi);
   // The backend's stream, as a cudaStream_t.
   void* stream() const { return stream_; }
@@ -67,13 +75,24 @@ class CudaBackend final : public Backend {
   size_t bytes_in_use() const;
 
  private:
-  enum Scratch { kScratchX, kScratchW, kScratchConv, kScratchAttn, kScratchLink, kNumScratch };
+  enum Scratch {
+    kScratchX,
+    kScratchW,
+    kScratchConv,
+    kScratchAttn,
+    kScratchLink,
+    kScratchExperts,
+    kNumScratch
+  };
 
   explicit CudaBackend(const CudaBackendOptions& options) : options_(options) {}
   // A device block of at least `bytes` for one op's temporaries; reused by
   // later ops (the stream orders them). Aborts if the device is out of memory.
   void* ScratchSpace(Scratch slot, size_t bytes);
   void SetDevice() const;
+  // The device copy of an expert pointer table, cached by its contents.
+  const void* ExpertTable(const std::vector<char>& host_table);
+  void GroupedExpertMlpOnHost(const GroupedExpertMlpParams& p, int64_t H);
 
   CudaBackendOptions options_;
   std::shared_ptr<CudaAllocator> allocator_;
@@ -81,6 +100,7 @@ class CudaBackend final : public Backend {
   void* cublas_ = nullptr;         // cublasHandle_t
   std::shared_ptr<Buffer> error_;  // one device int: ORed ErrorBits
   std::shared_ptr<Buffer> scratch_[kNumScratch];
+  std::map<std::vector<char>, std::shared_ptr<Buffer>> expert_tables_;
   int num_sms_ = 0;
   std::string device_name_;
 };

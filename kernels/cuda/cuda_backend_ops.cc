@@ -47,7 +47,8 @@ void CudaBackend::Embedding(const Tensor& table, const Tensor& ids, Tensor* y) {
     CheckCuda(*t, "Embedding", "arg");
   JAMBA_CHECK(table.rank() == 2 && ids.rank() == 1 && y->rank() == 2 && y->dim(0) == ids.dim(0) &&
               y->dim(1) == table.dim(1) && table.dtype() != DType::kI32 &&
-              ids.dtype() == DType::kI32 && y->dtype() == DType::kF32)
+              table.dtype() != DType::kI8 && ids.dtype() == DType::kI32 &&
+              y->dtype() == DType::kF32)
       << "Embedding: table " << table.DebugString() << " ids " << ids.DebugString() << " y "
       << y->DebugString() << " (want F32/BF16/F16 table [V,H], I32 ids [L], F32 y [L,H])";
   SetDevice();
@@ -168,12 +169,17 @@ void CudaBackend::Attention(const AttentionParams& p) {
   JAMBA_CHECK(p.head_dim <= 256 && p.n_heads / p.n_kv_heads <= 8)
       << op << ": head_dim " << p.head_dim << ", " << p.n_heads / p.n_kv_heads
       << " query heads per KV head (the CUDA kernel takes <= 256 and <= 8)";
-  CheckF32(op, {&p.q, &p.k_cache, &p.v_cache, &p.out});
+  CheckF32(op, {&p.q, &p.out});
+  JAMBA_CHECK((p.k_cache.dtype() == DType::kF32 || p.k_cache.dtype() == DType::kBF16) &&
+              p.v_cache.dtype() == p.k_cache.dtype())
+      << op << ": k_cache " << p.k_cache.DebugString() << " v_cache " << p.v_cache.DebugString()
+      << " (want both f32 or both bf16)";
   SetDevice();
   cuda::AttnParams a;
   a.q = p.q.data<float>();
-  a.k_cache = p.k_cache.data<float>();
-  a.v_cache = p.v_cache.data<float>();
+  a.k_cache = p.k_cache.raw_data();
+  a.v_cache = p.v_cache.raw_data();
+  a.kv_bf16 = p.k_cache.dtype() == DType::kBF16;
   a.out = p.out.data<float>();
   a.L = p.q.dim(0);
   a.past = p.past;

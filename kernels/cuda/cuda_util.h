@@ -24,6 +24,8 @@ inline cuda::WeightType ToWeightType(DType dtype) {
       return cuda::WeightType::kF16;
     case DType::kF32:
       return cuda::WeightType::kF32;
+    case DType::kI8:
+      return cuda::WeightType::kI8;
     case DType::kI32:
       break;
   }

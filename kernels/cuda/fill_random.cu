@@ -27,6 +27,10 @@ __global__ void FillKernel(FillRandomParams p) {
       case WeightType::kF16:
         static_cast<__half*>(p.dst)[i] = __float2half_rn(v);
         break;
+      case WeightType::kI8:
+        static_cast<int8_t*>(p.dst)[i] =
+            static_cast<int8_t>(fmaxf(-127.0f, fminf(127.0f, rintf(v))));
+        break;
       default:
         static_cast<float*>(p.dst)[i] = v;
     }

@@ -15,11 +15,12 @@ namespace jamba::kernels::cuda {
 enum ErrorBit : int {
   kEmbeddingIdOutOfRange = 1,
   kGatherRowOutOfRange = 2,
-  kScatterRowOutOfRange = 4
+  kScatterRowOutOfRange = 4,
+  kExpertRouteOutOfRange = 8
 };
 
 // Element types the kernels read weights in (mirrors jamba::DType).
-enum class WeightType : int { kF32, kBF16, kF16 };
+enum class WeightType : int { kF32, kBF16, kF16, kI8 };
 
 // matmul_util.cu -------------------------------------------------------------
 // dst[i] = round(src[i]) to bf16 or f16 (dst_type), n elements.
@@ -45,6 +46,62 @@ struct BiasAddParams {
   int64_t rows = 0, cols = 0;
 };
 void LaunchBiasAdd(const BiasAddParams& p, cudaStream_t stream);
+
+// True when a warp may use 16-byte loads on rows of K elements of
+// `elem_size` bytes starting at w (see warp_dot.cuh).
+inline bool CanVectorize(const void* w, int elem_size, int64_t K) {
+  const int64_t V = 16 / elem_size;
+  return K % V == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+
+// gemv.cu: y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]) for M <= kGemvMaxRows, f32
+// arithmetic on widened weights (any WeightType; I8 without a scale).
+constexpr int kGemvMaxRows = 8;
+struct GemvParams {
+  const float* x = nullptr;  // [M, K]
+  const void* w = nullptr;   // [N, K]
+  WeightType w_type = WeightType::kBF16;
+  const float* bias = nullptr;  // [N] or null
+  float* y = nullptr;           // [M, N]
+  int64_t M = 0, N = 0, K = 0;
+};
+void LaunchGemv(const GemvParams& p, cudaStream_t stream);
+
+// grouped_expert_mlp.cu: see GroupedExpertMlpParams in kernels/params.h.
+// Device pointers of one expert; gate == null marks an expert with no
+// weights here. Scales only for I8 weights.
+struct ExpertPtrs {
+  const void* gate = nullptr;  // [I, H]
+  const void* up = nullptr;    // [I, H]
+  const void* down = nullptr;  // [H, I]
+  const float* gate_scale = nullptr;
+  const float* up_scale = nullptr;
+  const float* down_scale = nullptr;
+};
+struct GroupedMlpParams {
+  const float* x = nullptr;               // [T, H]
+  const int32_t* rows = nullptr;          // [n]
+  const int32_t* experts = nullptr;       // [n]
+  const ExpertPtrs* table = nullptr;      // [E], device memory
+  WeightType w_type = WeightType::kBF16;  // every expert's
+  float* act = nullptr;                   // [n, I] workspace
+  int32_t* order = nullptr;               // [n] workspace
+  int32_t* offsets = nullptr;             // [E + 1] workspace
+  float* y = nullptr;                     // [n, H]
+  int64_t T = 0, n = 0, H = 0, I = 0;
+  int E = 0;
+  bool vec_h = false, vec_i = false;  // 16-byte loads along H (gate, up) / I (down)
+  int* error = nullptr;
+};
+void LaunchGroupedExpertMlp(const GroupedMlpParams& p, cudaStream_t stream);
+// dst[r, c] = bf16(q[r, c] * scale[r]): an I8 expert matrix widened for cuBLAS.
+struct DequantI8Params {
+  const int8_t* q = nullptr;
+  const float* scale = nullptr;
+  void* dst = nullptr;  // bf16
+  int64_t rows = 0, cols = 0;
+};
+void LaunchDequantI8(const DequantI8Params& p, cudaStream_t stream);
 
 // rms_norm.cu: y[m,:] = gain * x[m,:] / sqrt(mean(x[m,:]^2) + eps).
 struct RmsNormParams {
@@ -110,10 +167,11 @@ void LaunchSelectiveScan(const ScanParams& p, cudaStream_t stream);
 // n_heads / n_kv_heads <= 8. `workspace` holds AttentionWorkspaceFloats()
 // floats for the split-sequence partial results.
 struct AttnParams {
-  const float* q = nullptr;        // [L, n_heads * hd]
-  const float* k_cache = nullptr;  // [T, n_kv, hd]
-  const float* v_cache = nullptr;  // [T, n_kv, hd]
-  float* out = nullptr;            // [L, n_heads * hd]; may alias q
+  const float* q = nullptr;       // [L, n_heads * hd]
+  const void* k_cache = nullptr;  // [T, n_kv, hd] f32, or bf16 when kv_bf16
+  const void* v_cache = nullptr;  // [T, n_kv, hd]
+  bool kv_bf16 = false;
+  float* out = nullptr;  // [L, n_heads * hd]; may alias q
   float* workspace = nullptr;
   int64_t L = 0, past = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;

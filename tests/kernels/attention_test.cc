@@ -74,14 +74,29 @@ class AttentionTest : public BackendTest {
     return ToHost(p.out);
   }
 
-  void CheckPrefill(Shape4 s, int64_t L, int64_t past, uint32_t seed) {
-    SCOPED_TRACE(::testing::Message() << "heads " << s.n_heads << " kv " << s.n_kv_heads << " hd "
-                                      << s.head_dim << " L " << L << " past " << past);
+  // With bf16 caches the reference reads the same bf16 values, so only the
+  // f32 arithmetic differs.
+  void CheckPrefill(Shape4 s, int64_t L, int64_t past, uint32_t seed, bool bf16 = false) {
+    SCOPED_TRACE(::testing::Message()
+                 << "heads " << s.n_heads << " kv " << s.n_kv_heads << " hd " << s.head_dim << " L "
+                 << L << " past " << past << (bf16 ? " bf16" : " f32"));
     std::mt19937 rng(seed);
     const int64_t T = past + L + 3;  // spare rows beyond the visible range
     const Tensor q = RandomF32({L, static_cast<int64_t>(s.n_heads) * s.head_dim}, &rng);
-    const Tensor k = RandomCache(T, past + L, s, &rng), v = RandomCache(T, past + L, s, &rng);
+    Tensor k = RandomCache(T, past + L, s, &rng), v = RandomCache(T, past + L, s, &rng);
+    if (bf16) {
+      k = ToBf16(k);
+      v = ToBf16(v);
+    }
     ExpectAllClose(Run(q, k, v, past, s), RefAttention(q, k, v, past, s), kRtolF32, kAtolF32);
+  }
+
+  static Tensor ToBf16(const Tensor& f32) {
+    Tensor out = Tensor::Zeros(DType::kBF16, f32.shape());
+    for (int64_t i = 0; i < f32.numel(); ++i) {
+      static_cast<uint16_t*>(out.raw_data())[i] = F32ToBf16(f32.data<float>()[i]);
+    }
+    return out;
   }
 };
 
@@ -98,6 +113,12 @@ TEST_P(AttentionTest, MultiQuery) {
 TEST_P(AttentionTest, MultiHead) {
   CheckPrefill({3, 3, 9}, 7, 0, 55);
   CheckPrefill({2, 2, 4}, 4, 6, 56);
+}
+
+TEST_P(AttentionTest, Bf16Cache) {
+  CheckPrefill({4, 2, 8}, 6, 0, 58, /*bf16=*/true);
+  CheckPrefill({8, 2, 64}, 3, 1200, 59, /*bf16=*/true);  // long enough for split keys
+  CheckPrefill({3, 1, 16}, 1, 9, 60, /*bf16=*/true);
 }
 
 TEST_P(AttentionTest, DecodeEqualsPrefillRow) {

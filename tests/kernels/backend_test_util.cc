@@ -143,6 +143,9 @@ std::vector<double> ToDoubles(const Tensor& host) {
       case DType::kI32:
         out[i] = static_cast<const int32_t*>(raw)[i];
         break;
+      case DType::kI8:
+        out[i] = static_cast<const int8_t*>(raw)[i];
+        break;
     }
   }
   return out;

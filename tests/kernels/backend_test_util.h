@@ -71,7 +71,7 @@ Tensor I32Tensor(const std::vector<int32_t>& values, Shape shape);
 // Host F32 tensor from values.
 Tensor F32Tensor(const std::vector<float>& values, Shape shape);
 
-// Every element of a host F32/BF16/F16/I32 tensor, as double.
+// Every element of a host F32/BF16/F16/I32/I8 tensor, as double.
 std::vector<double> ToDoubles(const Tensor& host);
 
 // EXPECTs |actual[i] - expected[i]| <= atol + rtol * |expected[i]| for all i

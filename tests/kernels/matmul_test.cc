@@ -1,5 +1,6 @@
 // MatMul tests: y = x · wᵀ (+ bias) against a double reference, for f32,
 // bf16 and f16 weights and sizes that are not multiples of 8 or 16.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -68,6 +69,22 @@ TEST_P(MatMulTest, Bf16Weights) {
   const double tol = GetParam().bf16_matmul_tolerance;
   ExpectAllClose(Run(x, w, nullptr), RefMatMul(x, w, nullptr), tol, tol);
   ExpectAllClose(Run(x, w, &bias), RefMatMul(x, w, &bias), tol, tol);
+}
+
+// Decode-sized batches (CUDA's one-pass GEMV) with K on and off its
+// 16-byte vector width, f32 and bf16 weights, with and without bias.
+TEST_P(MatMulTest, DecodeSizedBatches) {
+  std::mt19937 rng(6);
+  for (const int64_t M : {1, 4, 8}) {
+    for (const int64_t K : {512, 1000, 1001}) {
+      SCOPED_TRACE(::testing::Message() << "M " << M << " K " << K);
+      const Tensor x = RandomF32({M, K}, &rng), wf = RandomF32({37, K}, &rng);
+      const Tensor wb = RandomBF16({37, K}, &rng), bias = RandomF32({37}, &rng);
+      ExpectAllClose(Run(x, wf, &bias), RefMatMul(x, wf, &bias), 1e-4, 1e-4);
+      const double tol = std::max(1e-4, GetParam().bf16_matmul_tolerance);
+      ExpectAllClose(Run(x, wb, nullptr), RefMatMul(x, wb, nullptr), tol, tol);
+    }
+  }
 }
 
 TEST_P(MatMulTest, F16Weights) {

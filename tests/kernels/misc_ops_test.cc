@@ -39,6 +39,39 @@ TEST_P(MiscOpsTest, CopyRoundTrips) {
   ExpectAllClose(ToHost(b).Reshape({5, 9}), ToDoubles(x), 0.0, 0.0);
 }
 
+// Every finite f16 value survives f32 -> f16 exactly, midpoints between
+// neighbours round to the even one, and bf16/f16 widen to f32 exactly.
+TEST_P(MiscOpsTest, ConvertRoundsToNearestEven) {
+  std::vector<float> values, expected_f16;
+  for (uint32_t bits = 0; bits < 0x7c00u; ++bits) {  // +finite f16, with subnormals
+    for (const uint32_t sign : {0u, 0x8000u}) {
+      values.push_back(F16ToF32(static_cast<uint16_t>(bits | sign)));
+      expected_f16.push_back(values.back());
+      if (bits + 1 < 0x7c00u) {  // the midpoint to the next value rounds to the even one
+        const float lo = F16ToF32(static_cast<uint16_t>(bits | sign));
+        const float hi = F16ToF32(static_cast<uint16_t>((bits + 1) | sign));
+        values.push_back(0.5f * (lo + hi));
+        expected_f16.push_back((bits & 1) == 0 ? lo : hi);
+      }
+    }
+  }
+  const int64_t n = static_cast<int64_t>(values.size());
+  const Tensor src = ToDevice(F32Tensor(values, {n}));
+  Tensor f16 = NewDevice(DType::kF16, {n}), bf16 = NewDevice(DType::kBF16, {n});
+  backend().Convert(src, &f16);
+  backend().Convert(src, &bf16);
+  ExpectAllClose(ToHost(f16), std::vector<double>(expected_f16.begin(), expected_f16.end()), 0, 0);
+  std::vector<double> expected_bf16;
+  for (float v : values) expected_bf16.push_back(Bf16ToF32(F32ToBf16(v)));
+  ExpectAllClose(ToHost(bf16), expected_bf16, 0, 0);
+  // Widening back is exact.
+  Tensor back = NewDevice(DType::kF32, {n});
+  backend().Convert(bf16, &back);
+  ExpectAllClose(ToHost(back), expected_bf16, 0, 0);
+  backend().Convert(f16, &back);
+  ExpectAllClose(ToHost(back), std::vector<double>(expected_f16.begin(), expected_f16.end()), 0, 0);
+}
+
 TEST_P(MiscOpsTest, EmbeddingAllTableDtypes) {
   std::mt19937 rng(72);
   const Tensor ids = I32Tensor({3, 0, 10, 3, 7}, {5});
