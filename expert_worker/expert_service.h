@@ -51,8 +51,11 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
       grpc::CallbackServerContext* context, const ::jamba::internal::v1::ShardInfoRequest* request,
       ::jamba::internal::v1::ShardInfoResponse* response) override;
 
-  // The response to one request: the outputs, or error_code/message.
-  ExpertResponse Handle(const ExpertRequest& request);
+  // The response to one request read at `received`: the outputs, or
+  // error_code/message; DEADLINE_EXCEEDED, computing nothing more, once
+  // the request's timeout_us has passed since `received`. worker_us is
+  // the time from `received` to the answer.
+  ExpertResponse Handle(const ExpertRequest& request, absl::Time received);
 
   // For shutdown: every open Compute stream ends (status OK) once the
   // requests it has read are answered; new streams end at once.
@@ -68,7 +71,8 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
   friend class ComputeReactor;
 
   // Validates and computes; fills response->outputs.
-  absl::Status HandleInto(const ExpertRequest& request, ExpertResponse* response);
+  absl::Status HandleInto(const ExpertRequest& request, absl::Time deadline,
+                          ExpertResponse* response);
   // Registers a new stream; false when draining (the stream must end).
   bool Register(ComputeReactor* reactor);
   void Unregister(ComputeReactor* reactor);

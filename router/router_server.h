@@ -1,18 +1,19 @@
 // RouterServer: assembles the router process — mixer executor, tokenizer,
 // engine, gRPC server with JambaService, health and reflection — and keeps
 // the health status true: "jamba.v1.JambaService" (readiness) is
-// NOT_SERVING until the weights are loaded and every expert shard answers,
-// and again when one stops answering; "" (liveness) is SERVING while the
+// NOT_SERVING until the weights are loaded and every expert shard has a
+// replica that answers, and again when one has none; it is never SERVING
+// once the engine broke (failed()). "" (liveness) is SERVING while the
 // process works and turns NOT_SERVING only on drain.
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -54,6 +55,9 @@ class RouterServer {
   // NOT_SERVING, stop accepting, let calls finish within `budget`. True
   // when nothing had to be cut off.
   bool Drain(absl::Duration budget);
+  // True once the engine broke (MixerExecutor::Health): readiness is then
+  // NOT_SERVING for good and the process should exit non-zero.
+  bool failed() const { return failed_.HasBeenNotified(); }
 
  private:
   RouterServer() = default;
@@ -68,6 +72,7 @@ class RouterServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_monitor_;
+  absl::Notification failed_;
   std::thread monitor_;
 };
 

@@ -51,14 +51,15 @@ std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* 
   return stream;
 }
 
-bool ExpertStream::Send(ExpertRequest* request, std::shared_ptr<PendingResponses> sink, int slot) {
+bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
+                        std::shared_ptr<PendingResponses> sink, int slot) {
   absl::MutexLock lock(&mu_);
   if (broken_) return false;
   waiting_[request->tag()] = Waiter{std::move(sink), slot};
-  writes_.push_back(std::move(*request));
+  writes_.push_back(std::move(request));
   if (!writing_) {
     writing_ = true;
-    StartWrite(&writes_.front());
+    StartWrite(writes_.front().get());
   }
   return true;
 }
@@ -110,7 +111,7 @@ void ExpertStream::OnWriteDone(bool ok) {
     }
     if (broken_) writes_.clear();
     writing_ = !writes_.empty();
-    if (writing_) StartWrite(&writes_.front());
+    if (writing_) StartWrite(writes_.front().get());
   }
   // A failed write means the call is over; make sure the read ends too.
   if (cancel) context_.TryCancel();

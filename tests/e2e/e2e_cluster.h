@@ -20,12 +20,15 @@ absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
 
 class LocalCluster {
  public:
-  // Starts `workers` expert workers (expert e of every MoE layer on worker
-  // e mod workers) and a router using them; workers == 0 runs the experts
-  // in-process in the router.
+  // Starts `workers` expert-worker shards (expert e of every MoE layer on
+  // shard e mod workers), each as `replicas` processes, and a router using
+  // them; workers == 0 runs the experts in-process in the router. Worker i
+  // is replica i % replicas of shard i / replicas.
   absl::Status Start(const std::string& model_dir, int workers,
-                     const std::vector<std::string>& router_flags = {});
+                     const std::vector<std::string>& router_flags = {}, int replicas = 1);
   void Stop();
+  // Starts worker i again (after it was stopped) on the port it had.
+  absl::Status RestartWorker(int i);
 
   const std::string& router_address() const { return router_address_; }
   const std::vector<std::string>& worker_addresses() const { return worker_addresses_; }
@@ -34,9 +37,13 @@ class LocalCluster {
   Subprocess& worker(int i) { return *workers_[i]; }
   // Polls grpc.health.v1 until SERVING.
   absl::Status WaitServing(absl::Duration timeout) const;
+  // Polls the router's readiness until it is `serving`; OK when it was
+  // within `timeout`.
+  absl::Status WaitHealth(bool serving, absl::Duration timeout) const;
 
  private:
   std::vector<std::unique_ptr<Subprocess>> workers_;
+  std::vector<std::vector<std::string>> worker_argv_;
   std::vector<std::string> worker_addresses_;
   std::unique_ptr<Subprocess> router_;
   std::string router_address_;
