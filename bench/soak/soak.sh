@@ -10,7 +10,7 @@
 #                      [--cancel_fraction 0.1] [--prompt_tokens 32]
 #                      [--output_tokens 32] [--model DIR] [--report FILE]
 #                      [--tls] [--check] [--max_rss_growth_pct 10]
-#                      [--rss_slack_mb 4] [--max_fd_growth 3] [--max_error_rate 0]
+#                      [--rss_slack_mb 4] [--max_fd_growth 4] [--max_error_rate 0]
 #
 # --tls runs the cluster as deployed with TLS: mutual TLS between router
 # and workers, TLS and a bearer token on the public API (certificates made
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/../.."
 
 duration=120 window=20 concurrency=6 cancel=0.1 prompt_tokens=32 output_tokens=32
 model=tests/testdata/tiny_model report="" check=0
-max_rss_pct=10 rss_slack_mb=4 max_fd_growth=3 max_error_rate=0 tls=0
+max_rss_pct=10 rss_slack_mb=4 max_fd_growth=4 max_error_rate=0 tls=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
