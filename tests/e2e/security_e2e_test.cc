@@ -290,6 +290,37 @@ TEST_F(SecurityE2ETest, PlaintextHealthPortsAnswer) {
   }
 }
 
+TEST_F(SecurityE2ETest, PublicApiCanRequireClientCertificates) {
+  Subprocess router;
+  ASSERT_TRUE(router
+                  .Start({BinaryDir() + "/router/jamba-router", "--model",
+                          testing::SourceDir() + "/tests/testdata/tiny_model", "--port", "0",
+                          "--tls_cert", Cert("server.pem"), "--tls_key", Cert("server.key"),
+                          "--tls_client_ca", Cert("ca.pem")})
+                  .ok());
+  absl::StatusOr<std::string> address = router.WaitForAddress();
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_TRUE(ModelInfo(TlsChannel(*address, "ca.pem", "client"), "").ok());
+  EXPECT_EQ(ModelInfo(TlsChannel(*address, "ca.pem", ""), "").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ModelInfo(TlsChannel(*address, "ca.pem", "other-client"), "").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(router.Stop(), 0);
+}
+
+TEST_F(SecurityE2ETest, TokenWithoutTlsIsRefusedAtStart) {
+  Subprocess router;
+  ASSERT_TRUE(router
+                  .Start({BinaryDir() + "/router/jamba-router", "--model",
+                          testing::SourceDir() + "/tests/testdata/tiny_model", "--port", "0",
+                          "--auth_token_file", Cert("token")})
+                  .ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (router.running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(router.Stop(), 1);
+  EXPECT_NE(router.log().find("a bearer token needs TLS"), std::string::npos) << router.log();
+}
+
 // Copies `from` over `to` the way a Secret mount changes: write aside,
 // then rename.
 void Replace(const std::string& from, const std::string& to) {
