@@ -6,12 +6,12 @@
 //
 // `generate` streams the text as it arrives, then prints the finish reason
 // and usage on stderr. Errors are one line and a non-zero exit.
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "jamba/v1/jamba.grpc.pb.h"
+#include "security/client_flags.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "router address");
 ABSL_FLAG(std::string, ids, "", "prompt as comma-separated token ids instead of text");
@@ -46,9 +47,14 @@ int Fail(const std::string& what, const grpc::Status& status) {
   return 1;
 }
 
-void SetDeadline(grpc::ClientContext* context) {
+// TLS and token flags (security/client_flags.h); set in main.
+const jamba::security::ClientSecurity* g_security = nullptr;
+
+// The call's deadline and token.
+void PrepareContext(grpc::ClientContext* context) {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::seconds(absl::GetFlag(FLAGS_timeout_s)));
+  g_security->Apply(context);
 }
 
 bool SetInput(const std::vector<char*>& args, jamba::v1::GenerateRequest* request) {
@@ -86,7 +92,7 @@ int Generate(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args
   s->set_ignore_eos(absl::GetFlag(FLAGS_ignore_eos));
 
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   std::unique_ptr<grpc::ClientReader<jamba::v1::GenerateStreamResponse>> reader =
       stub.GenerateStream(&context, request);
   jamba::v1::GenerateStreamResponse message;
@@ -109,7 +115,7 @@ int Generate(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args
 
 int Info(jamba::v1::JambaService::Stub& stub) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   jamba::v1::ModelInfo info;
   grpc::Status status = stub.GetModelInfo(&context, {}, &info);
   if (!status.ok()) return Fail("info", status);
@@ -126,7 +132,7 @@ int Count(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args) {
   jamba::v1::CountTokensRequest request;
   request.set_text(args[2]);
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   jamba::v1::CountTokensResponse response;
   grpc::Status status = stub.CountTokens(&context, request, &response);
   if (!status.ok()) return Fail("count", status);
@@ -140,6 +146,7 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  g_security->Apply(&context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(absl::GetFlag(FLAGS_service));
   grpc::health::v1::HealthCheckResponse response;
@@ -160,8 +167,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "jamba-client: expected a command: generate, info or count\n");
     return 1;
   }
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  absl::StatusOr<jamba::security::ClientSecurity> security =
+      jamba::security::ClientSecurity::FromFlags();
+  if (!security.ok()) {
+    std::fprintf(stderr, "jamba-client: %s\n", std::string(security.status().message()).c_str());
+    return 1;
+  }
+  g_security = &*security;
+  auto channel = security->CreateChannel(absl::GetFlag(FLAGS_target));
   auto stub = jamba::v1::JambaService::NewStub(channel);
   const std::string command = args[1];
   if (command == "generate") return Generate(*stub, args);

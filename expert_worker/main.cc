@@ -5,7 +5,10 @@
 //   jamba-expert-worker --model DIR --placement FILE --shard NAME
 //
 // Loading progress goes to stderr; once listening, stdout gets exactly one
-// line "jamba-expert-worker listening on HOST:PORT". SIGTERM or SIGINT:
+// line "jamba-expert-worker listening on HOST:PORT" (then, with
+// --health_port, "jamba-expert-worker health on HOST:PORT"). TLS, mutual
+// TLS and the plaintext health port: the flags in security/server_flags.h.
+// SIGTERM or SIGINT:
 // health NOT_SERVING at once, no new streams, open streams end once the
 // requests they have read are answered; exit 0, or 2 if streams were still
 // open at --drain_timeout and were cancelled. Bad flags or checkpoints: one
@@ -36,6 +39,8 @@
 #include "model/weight_loader.h"
 #include "rpc/expert_placement.h"
 #include "rpc/grpc_options.h"
+#include "security/health_port.h"
+#include "security/server_flags.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (config.json + safetensors)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
@@ -129,29 +134,36 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   options.shard_name = shard_name;
   options.weight_bytes = weight_bytes;
   ExpertServiceImpl service(config, experts.get(), backend.get(), options);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   security::InternalServerCredentialsFromFlags());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
+  security::HealthStatus health;
+  RETURN_IF_ERROR(health.ServeHealthPort(host, security::HealthPortFromFlags()));
+  grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(HostPort(host, port), grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(HostPort(host, port), credentials, &bound_port);
   rpc::ConfigureInternalServer(&builder);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", HostPort(host, port)));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kServiceName, true);
+  health.SetMainServer(server.get());
+  health.Set("", true);
+  health.Set(kServiceName, true);
   std::printf("jamba-expert-worker listening on %s\n", HostPort(host, bound_port).c_str());
+  if (health.port() > 0) {
+    std::printf("jamba-expert-worker health on %s\n", HostPort(host, health.port()).c_str());
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   std::fprintf(stderr, "jamba-expert-worker: signal %d, shutting down\n", signal_number);
-  health->SetServingStatus("", false);
-  health->SetServingStatus(kServiceName, false);
+  health.Set("", false);
+  health.Set(kServiceName, false);
   service.BeginDrain();
   const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_drain_timeout);
   *cut_off = !service.WaitForStreams(deadline);

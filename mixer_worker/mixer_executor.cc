@@ -82,6 +82,7 @@ absl::StatusOr<std::unique_ptr<MixerExecutor>> MixerExecutor::Create(const Mixer
   if (options.placement != nullptr) {
     rpc::RemoteExpertsOptions remote;
     remote.call_timeout = options.expert_timeout;
+    remote.credentials = options.expert_credentials;
     remote.on_round_trip = options.on_round_trip;
     ASSIGN_OR_RETURN(m->remote_, rpc::RemoteExperts::Create(*options.placement,
                                                             m->checkpoint_->config().hidden_size,

@@ -33,6 +33,8 @@ struct MixerOptions {
   // Remote experts when set; all experts in-process otherwise.
   std::shared_ptr<const rpc::ExpertPlacement> placement;
   absl::Duration expert_timeout = absl::Seconds(30);
+  // Credentials of the expert channels; plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> expert_credentials;
   // Optional observers (metrics): each remote expert call's round trip per
   // shard (and the worker's part of it), and the number of token rows
   // routed to each (layer, expert).

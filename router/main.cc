@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "router/router_server.h"
+#include "security/server_flags.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (config.json + safetensors)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
@@ -70,6 +71,19 @@ int main(int argc, char** argv) {
   options.engine.state_budget_bytes = absl::GetFlag(FLAGS_state_budget_mb) << 20;
   options.metrics_address = absl::GetFlag(FLAGS_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.health_port = jamba::security::HealthPortFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      jamba::security::PublicServerCredentialsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> expert_credentials =
+      jamba::security::InternalChannelCredentialsFromFlags();
+  for (const absl::Status& status : {credentials.status(), expert_credentials.status()}) {
+    if (!status.ok()) {
+      std::fprintf(stderr, "jamba-router: %s\n", std::string(status.message()).c_str());
+      return 1;
+    }
+  }
+  options.credentials = *std::move(credentials);
+  options.expert_credentials = *std::move(expert_credentials);
 
   absl::StatusOr<std::unique_ptr<jamba::router::RouterServer>> server =
       jamba::router::RouterServer::Start(options);
@@ -82,6 +96,10 @@ int main(int argc, char** argv) {
   if ((*server)->metrics_port() > 0) {
     std::printf("jamba-router metrics on %s:%d\n", options.listen_address.c_str(),
                 (*server)->metrics_port());
+  }
+  if ((*server)->health_port() > 0) {
+    std::printf("jamba-router health on %s:%d\n", options.listen_address.c_str(),
+                (*server)->health_port());
   }
   std::fflush(stdout);
 

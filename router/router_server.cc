@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   mixer_options.model_dir = options.model_dir;
   ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
   mixer_options.expert_timeout = options.expert_timeout;
+  mixer_options.expert_credentials = options.expert_credentials;
   Metrics* metrics = &r->metrics_;
   mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt,
                                           absl::Duration worker) {
@@ -92,9 +93,12 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  RETURN_IF_ERROR(r->health_.ServeHealthPort(options.listen_address, options.health_port));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat(options.listen_address, ":", options.port),
-                           grpc::InsecureServerCredentials(), &r->port_);
+  builder.AddListeningPort(
+      absl::StrCat(options.listen_address, ":", options.port),
+      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+      &r->port_);
   builder.RegisterService(r->service_.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   r->server_ = builder.BuildAndStart();
@@ -102,7 +106,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address, ":", options.port));
   }
-  r->server_->GetHealthCheckService()->SetServingStatus("", true);
+  r->health_.SetMainServer(r->server_.get());
+  r->health_.Set("", true);
   r->SetServing(false);
   Log("waiting for the expert shards");
   absl::Status experts = r->mixer_->CheckExperts(absl::Seconds(60));
@@ -124,9 +129,7 @@ RouterServer::~RouterServer() {
 // Readiness is the service's status: weights loaded and every expert shard
 // answering. "" (liveness) says only that this process works, so one lost
 // shard does not get every router restarted; it turns NOT_SERVING on drain.
-void RouterServer::SetServing(bool serving) {
-  server_->GetHealthCheckService()->SetServingStatus(kServiceName, serving);
-}
+void RouterServer::SetServing(bool serving) { health_.Set(kServiceName, serving); }
 
 void RouterServer::MonitorHealth(absl::Duration interval) {
   bool serving = true;
@@ -151,7 +154,7 @@ void RouterServer::MonitorHealth(absl::Duration interval) {
 bool RouterServer::Drain(absl::Duration budget) {
   if (!stop_monitor_.HasBeenNotified()) stop_monitor_.Notify();
   if (monitor_.joinable()) monitor_.join();
-  server_->GetHealthCheckService()->SetServingStatus("", false);
+  health_.Set("", false);
   SetServing(false);
   engine_->Shutdown();
   const absl::Time deadline = absl::Now() + budget;

@@ -23,6 +23,7 @@
 #include "router/jamba_service.h"
 #include "router/metrics.h"
 #include "router/tokenizer.h"
+#include "security/health_port.h"
 
 namespace jamba::router {
 
@@ -41,6 +42,12 @@ struct RouterOptions {
   // Prometheus /metrics on this host:port; port -1 disables, 0 picks one.
   std::string metrics_address = "127.0.0.1";
   int metrics_port = -1;
+  // Public API credentials (TLS, token); plaintext when null.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Credentials of the channels to the expert shards; plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> expert_credentials;
+  // Plaintext grpc.health.v1-only port for probes (-1: none, 0: pick one).
+  int health_port = -1;
 };
 
 class RouterServer {
@@ -52,6 +59,8 @@ class RouterServer {
   int port() const { return port_; }
   // The /metrics port, or 0 when metrics are not served.
   int metrics_port() const { return metrics_.port(); }
+  // The plaintext health port, or 0 when none is served.
+  int health_port() const { return health_.port(); }
   // NOT_SERVING, stop accepting, let calls finish within `budget`. True
   // when nothing had to be cut off.
   bool Drain(absl::Duration budget);
@@ -65,6 +74,7 @@ class RouterServer {
   void SetServing(bool serving);
 
   Metrics metrics_;
+  security::HealthStatus health_;
   std::unique_ptr<mixer::MixerExecutor> mixer_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;

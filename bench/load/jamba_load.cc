@@ -5,7 +5,10 @@
 // Prompts are random token ids of --prompt_tokens; each asks for exactly
 // --output_tokens (ignore_eos, greedy). Reports generated tokens/s, TTFT,
 // ITL and end-to-end latency percentiles, and failures by status code,
-// as text and, with --json, one JSON line.
+// as text and, with --json, one JSON line. TLS and token flags:
+// security/client_flags.h.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -16,13 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "jamba/v1/jamba.grpc.pb.h"
+#include "security/client_flags.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "router address");
 ABSL_FLAG(int, concurrency, 1, "closed loop: streams in flight");
@@ -53,7 +55,8 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
 }
 
-void RunOne(jamba::v1::JambaService::Stub* stub, uint64_t seed, int32_t vocab, Results* results) {
+void RunOne(jamba::v1::JambaService::Stub* stub, const jamba::security::ClientSecurity* security,
+            uint64_t seed, int32_t vocab, Results* results) {
   std::mt19937_64 rng(seed);
   jamba::v1::GenerateRequest request;
   request.mutable_token_ids()->add_ids(1);
@@ -68,6 +71,7 @@ void RunOne(jamba::v1::JambaService::Stub* stub, uint64_t seed, int32_t vocab, R
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(absl::GetFlag(FLAGS_timeout_s)));
+  security->Apply(&context);
   const absl::Time start = absl::Now();
   absl::Time last = start;
   std::vector<double> itl;
@@ -108,13 +112,19 @@ void RunOne(jamba::v1::JambaService::Stub* stub, uint64_t seed, int32_t vocab, R
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  absl::StatusOr<jamba::security::ClientSecurity> security =
+      jamba::security::ClientSecurity::FromFlags();
+  if (!security.ok()) {
+    std::fprintf(stderr, "jamba-load: %s\n", std::string(security.status().message()).c_str());
+    return 1;
+  }
+  auto channel = security->CreateChannel(absl::GetFlag(FLAGS_target));
   auto stub = jamba::v1::JambaService::NewStub(channel);
   jamba::v1::ModelInfo info;
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    security->Apply(&context);
     grpc::Status status = stub->GetModelInfo(&context, {}, &info);
     if (!status.ok()) {
       std::fprintf(stderr, "jamba-load: GetModelInfo: %s\n", status.error_message().c_str());
@@ -138,14 +148,14 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     std::exponential_distribution<double> gap(rate);
     for (int i = 0; more(i); ++i) {
-      threads.emplace_back(RunOne, stub.get(), seed * 1000003 + i, vocab, &results);
+      threads.emplace_back(RunOne, stub.get(), &*security, seed * 1000003 + i, vocab, &results);
       absl::SleepFor(absl::Seconds(gap(rng)));
     }
   } else {
     for (int c = 0; c < absl::GetFlag(FLAGS_concurrency); ++c) {
       threads.emplace_back([&] {
         for (int i = next++; more(i); i = next++)
-          RunOne(stub.get(), seed * 1000003 + i, vocab, &results);
+          RunOne(stub.get(), &*security, seed * 1000003 + i, vocab, &results);
       });
     }
   }
