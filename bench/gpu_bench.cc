@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "bench/gpu_model.h"
+#include "bench/gpu_profile.h"
 #include "core/status_macros.h"
 
 namespace jamba::bench {
@@ -30,6 +32,7 @@ struct Flags {
   DType expert_dtype = DType::kBF16;
   DType kv_dtype = DType::kF32;
   std::vector<int> batches = {1, 8, 32};
+  bool profile = false;  // also print the op profile and the host/device step split
   bool ok = true;
 };
 
@@ -49,6 +52,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.max_context = std::atoll(v);
     else if (const char* v = value("--expert_dtype="))
       f.expert_dtype = std::string(v) == "int8" ? DType::kI8 : DType::kBF16;
+    else if (a == "--profile")
+      f.profile = true;
     else if (const char* v = value("--kv_dtype="))
       f.kv_dtype = std::string(v) == "bf16" ? DType::kBF16 : DType::kF32;
     else if (const char* v = value("--batches=")) {
@@ -199,8 +204,18 @@ absl::Status Run(const Flags& flags) {
         b->Embedding(model.embed_table(), ids, &h);
         double lb = 0, hb = 0;
         absl::Status st;
-        const double tl = Time(b, [&] { st = model.Layers(group, &h, &lb); });
+        double host_s = 0;
+        const double tl = Time(b, [&] {
+          const auto t0 = std::chrono::steady_clock::now();
+          st = model.Layers(group, &h, &lb);
+          host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        });
         RETURN_IF_ERROR(st);
+        if (flags.profile && it == flags.iters && batch == flags.batches.front() &&
+            context == 4096) {
+          std::fprintf(stderr, "batch %d step: host enqueue %.2f ms, device %.2f ms (%d layers)\n",
+                       batch, host_s * 1e3, tl * 1e3, shape.layers);
+        }
         ASSIGN_OR_RETURN(const double expert_bytes, model.RoutedExpertBytes());
         lb += expert_bytes;
         const double th = Time(b, [&] { st = model.Head(ids, &h2, batch, &hb); });
@@ -219,6 +234,7 @@ absl::Status Run(const Flags& flags) {
     }
   }
   std::printf("\nNote: %s.\n", prefill_note);
+  if (flags.profile) RETURN_IF_ERROR(RunProfile(b, bw));
   return b->Synchronize();
 }
 

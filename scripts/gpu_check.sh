@@ -118,12 +118,12 @@ fi
 
 # Benchmark: one 8-layer period of Jamba-v0.1, extrapolated to 32 layers;
 # bf16 experts with an f32 KV cache, then int8 experts with a bf16 one.
-for variant in "bf16 f32 1,8,32" "int8 bf16 1,8,32,64"; do
-  read -r experts kv batches <<< "$variant"
+for variant in "bf16 f32 1,8,32 --profile" "int8 bf16 1,8,32,64"; do
+  read -r experts kv batches extra <<< "$variant"
   name=gpu_bench_${experts}_kv${kv}
   start=$(date +%s)
   if timeout 200 "$BENCH" --periods=1 --iters=5 --expert_dtype="$experts" --kv_dtype="$kv" \
-      --batches="$batches" > "$OUT/$name.md" 2>> "$OUT/summary.txt"; then
+      --batches="$batches" ${extra:-} > "$OUT/$name.md" 2>> "$OUT/summary.txt"; then
     log "benchmark $name: $(( $(date +%s) - start )) s"
   else
     log "FAIL: benchmark $name (stderr above)"
