@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "router/tokenizer_util.h"
 
 namespace jamba::router {
 namespace {
@@ -21,6 +22,12 @@ absl::Status CheckTokenId(absl::string_view field, int32_t id, const model::Jamb
   return absl::OkStatus();
 }
 
+absl::Status PromptTooLong(int64_t tokens, const RequestLimits& limits) {
+  return FieldError("input",
+                    absl::StrCat("the prompt has ", tokens, " tokens; the context limit is ",
+                                 limits.context_limit, " including at least one generated token"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(const jamba::v1::TokenIds* ids,
@@ -30,6 +37,8 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const jamba::v1::TokenIds* ids,
                                                const RequestLimits& limits) {
   std::vector<int32_t> prompt;
   if (ids != nullptr) {
+    // Too long is rejected before anything is copied or looked at.
+    if (ids->ids_size() >= limits.context_limit) return PromptTooLong(ids->ids_size(), limits);
     prompt.assign(ids->ids().begin(), ids->ids().end());
     for (size_t i = 0; i < prompt.size(); ++i) {
       RETURN_IF_ERROR(CheckTokenId(absl::StrCat("token_ids.ids[", i, "]"), prompt[i], config));
@@ -50,9 +59,7 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const jamba::v1::TokenIds* ids,
   }
   if (prompt.empty()) return FieldError("input", "the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) >= limits.context_limit) {
-    return FieldError(
-        "input", absl::StrCat("the prompt has ", prompt.size(), " tokens; the context limit is ",
-                              limits.context_limit, " including at least one generated token"));
+    return PromptTooLong(static_cast<int64_t>(prompt.size()), limits);
   }
   return prompt;
 }
@@ -66,6 +73,7 @@ absl::StatusOr<GenerationRequest> ValidateGenerateRequest(const jamba::v1::Gener
     return FieldError("request_id",
                       absl::StrCat("longer than ", limits.max_request_id_bytes, " bytes"));
   }
+  if (!IsValidUtf8(request.request_id())) return FieldError("request_id", "is not valid UTF-8");
   r.request_id = request.request_id();
   const bool add_bos = !request.has_add_bos() || request.add_bos();
   ASSIGN_OR_RETURN(r.prompt, PromptIds(request.has_token_ids() ? &request.token_ids() : nullptr,

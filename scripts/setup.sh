@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev nlohmann-json3-dev libsentencepiece-dev libgtest-dev libgmock-dev
-  libbenchmark-dev prometheus-cpp-dev libssl-dev openssl)
+  libbenchmark-dev prometheus-cpp-dev libssl-dev openssl
+  clang libclang-rt-14-dev)  # clang + libFuzzer/sanitizer runtimes: scripts/fuzz.sh
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
