@@ -7,7 +7,7 @@
 
 namespace jamba::rpc {
 
-grpc::ChannelArguments InternalChannelArguments() {
+grpc::ChannelArguments InternalChannelArguments(const char* health_service) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -18,7 +18,7 @@ grpc::ChannelArguments InternalChannelArguments() {
   // Our service config, never one from DNS TXT records.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   args.SetServiceConfigJSON(std::string(R"({"loadBalancingConfig": [{"round_robin": {}}],)") +
-                            R"( "healthCheckConfig": {"serviceName": ")" + kExpertHealthService +
+                            R"( "healthCheckConfig": {"serviceName": ")" + health_service +
                             R"("}})");
   return args;
 }

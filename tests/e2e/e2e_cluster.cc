@@ -1,9 +1,9 @@
 #include "tests/e2e/e2e_cluster.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,7 +38,7 @@ absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
 }
 
 absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
-                                 const std::vector<std::string>& router_flags) {
+                                 const std::vector<std::string>& router_flags, int mixers) {
   std::ifstream in(model_dir + "/config.json");
   nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
   const int num_experts = config.value("num_experts", 1);
@@ -53,9 +53,31 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
     worker_addresses_.push_back(address);
     workers_.push_back(std::move(worker));
   }
+  for (int m = 0; m < mixers; ++m) {
+    auto mixer = std::make_unique<Subprocess>();
+    std::vector<std::string> mixer_argv = {BinaryDir() + "/mixer_worker/jamba-mixer-worker",
+                                           "--model",
+                                           model_dir,
+                                           "--port",
+                                           "0",
+                                           "--experts",
+                                           absl::StrJoin(worker_addresses_, ",")};
+    mixer_argv.insert(mixer_argv.end(), mixer_flags_.begin(), mixer_flags_.end());
+    RETURN_IF_ERROR(mixer->Start(mixer_argv));
+    ASSIGN_OR_RETURN(std::string address, mixer->WaitForAddress());
+    mixer_addresses_.push_back(address);
+    mixers_.push_back(std::move(mixer));
+  }
+  for (const std::string& address : mixer_addresses_) {
+    RETURN_IF_ERROR(
+        WaitHealthServing(address, "jamba.internal.v1.MixerService", absl::Seconds(60)));
+  }
   std::vector<std::string> argv = {BinaryDir() + "/router/jamba-router", "--model", model_dir,
                                    "--port", "0"};
-  if (workers > 0) {
+  if (mixers > 0) {
+    argv.push_back("--mixers");
+    argv.push_back(absl::StrJoin(mixer_addresses_, ","));
+  } else if (workers > 0) {
     argv.push_back("--experts");
     argv.push_back(absl::StrJoin(worker_addresses_, ","));
   }
@@ -68,6 +90,7 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
 
 void LocalCluster::Stop() {
   if (router_) router_->Stop();
+  for (auto& mixer : mixers_) mixer->Stop();
   for (auto& worker : workers_) worker->Stop();
 }
 
@@ -77,15 +100,20 @@ std::unique_ptr<jamba::v1::JambaService::Stub> LocalCluster::NewStub() const {
 }
 
 absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
+  return WaitHealthServing(router_address_, "jamba.v1.JambaService", timeout);
+}
+
+absl::Status WaitHealthServing(const std::string& address, const std::string& service,
+                               absl::Duration timeout) {
   auto health = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(router_address_, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   const absl::Time deadline = absl::Now() + timeout;
   std::string last;
   while (absl::Now() < deadline) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
     grpc::health::v1::HealthCheckRequest request;
-    request.set_service("jamba.v1.JambaService");
+    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
     if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
@@ -94,7 +122,7 @@ absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
     last = status.ok() ? "NOT_SERVING" : status.error_message();
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat("router not serving: ", last));
+  return absl::DeadlineExceededError(absl::StrCat(address, " not serving ", service, ": ", last));
 }
 
 }  // namespace jamba::testing
