@@ -111,10 +111,17 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(dir));
   ASSIGN_OR_RETURN(options.placement, Placement(config));
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+  // Routed rows go back to the router with each step (set once the service
+  // exists; nothing is routed before it serves).
+  MixerServiceImpl* counter = nullptr;
+  options.on_routed = [&counter](int layer, int expert, int64_t rows) {
+    if (counter != nullptr) counter->CountRouted(layer, expert, rows);
+  };
   Log(absl::StrCat("loading ", dir, " (", config.num_hidden_layers, " layers, mixer half)"));
   ASSIGN_OR_RETURN(std::unique_ptr<MixerExecutor> executor, MixerExecutor::Create(options));
 
   MixerServiceImpl service(executor.get());
+  counter = &service;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

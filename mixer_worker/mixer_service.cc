@@ -101,6 +101,13 @@ void MixerServiceImpl::CloseSession(SessionMap& session) {
   session.clear();
 }
 
+void MixerServiceImpl::CountRouted(int layer, int expert, int64_t rows) {
+  ::jamba::internal::v1::RoutedRows& routed = routed_.emplace_back();
+  routed.set_layer(layer);
+  routed.set_expert(expert);
+  routed.set_rows(rows);
+}
+
 void MixerServiceImpl::CountOpen(int delta) {
   absl::MutexLock lock(&mu_);
   open_ += delta;
@@ -154,7 +161,9 @@ absl::Status MixerServiceImpl::Step(SessionMap& session, const StepBatch& step,
                                   ? absl::FromUnixMicros(step.deadline_unix_micros())
                                   : absl::InfiniteFuture();
   absl::MutexLock lock(&executor_mu_);
+  routed_.clear();
   ASSIGN_OR_RETURN(Tensor logits, executor_->Forward(steps, deadline));
+  for (auto& routed : routed_) *response->add_routed() = std::move(routed);
   {
     absl::MutexLock counters(&mu_);
     ++steps_;

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -47,6 +48,9 @@ class MixerServiceImpl final : public ::jamba::internal::v1::MixerService::Servi
   MixerResponse Handle(SessionMap& session, const MixerRequest& request);
   // Frees every sequence of a session.
   void CloseSession(SessionMap& session);
+  // The executor's on_routed observer must call this (it runs inside a
+  // step, which holds the executor): the counts go into the step's answer.
+  void CountRouted(int layer, int expert, int64_t rows);
 
  private:
   absl::Status Open(SessionMap& session, const ::jamba::internal::v1::OpenSequence& open);
@@ -59,6 +63,8 @@ class MixerServiceImpl final : public ::jamba::internal::v1::MixerService::Servi
   MixerExecutor* const executor_;
   absl::Mutex executor_mu_;  // one request at a time on the executor
   uint64_t next_id_ ABSL_GUARDED_BY(executor_mu_) = 1;
+  // The running step's routed rows (filled by CountRouted).
+  std::vector<::jamba::internal::v1::RoutedRows> routed_;
 
   absl::Mutex mu_;  // state and counters, never held across a step
   int open_ ABSL_GUARDED_BY(mu_) = 0;

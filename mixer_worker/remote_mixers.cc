@@ -394,7 +394,11 @@ absl::StatusOr<Tensor> RemoteMixers::Forward(absl::Span<const MixerStep> steps, 
     chunk->mutable_tokens()->Add(steps[i].tokens.begin(), steps[i].tokens.end());
     call.steps.push_back(static_cast<int>(i));
   }
-  RunCalls(calls, std::min(deadline, absl::Now() + options_.call_timeout));
+  // The workers end their expert calls by `deadline` themselves; waiting
+  // longer than call_timeout means a replica is stuck, and cancelling its
+  // session fails every sequence on it, so a request's own deadline is no
+  // reason to.
+  RunCalls(calls, absl::Now() + options_.call_timeout);
   for (Call& call : calls) {
     absl::Status status = call.result.status();
     absl::StatusOr<Tensor> rows = absl::UnknownError("");
@@ -410,6 +414,11 @@ absl::StatusOr<Tensor> RemoteMixers::Forward(absl::Span<const MixerStep> steps, 
             call.replica->name, " sent bad logits: ",
             rows.ok() ? absl::StrCat(rows->dim(0), " rows for ", call.steps.size(), " chunks")
                       : std::string(rows.status().message())));
+      }
+    }
+    if (status.ok() && options_.on_routed) {
+      for (const auto& routed : call.result->routed()) {
+        options_.on_routed(routed.layer(), routed.expert(), routed.rows());
       }
     }
     for (size_t j = 0; j < call.steps.size(); ++j) {

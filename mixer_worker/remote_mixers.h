@@ -19,6 +19,7 @@
 // Not thread-safe, except CheckReady (a health monitor's thread).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,11 +32,14 @@
 namespace jamba::mixer {
 
 struct RemoteMixersOptions {
-  // The longest one request to a replica may take (a step's deadline is
-  // also bounded by its requests' deadlines); then the replica's session is
-  // cancelled and its sequences fail.
+  // The longest one request to a replica may take; then the replica's
+  // session is cancelled and its sequences fail. (A step's request deadline
+  // travels with it; the worker's expert calls end by it.)
   absl::Duration call_timeout = absl::Seconds(120);
   absl::Duration resolve_interval = absl::Seconds(10);
+  // Called on the engine thread with the rows each step routed to each
+  // (layer, expert), as the replicas report them (for metrics).
+  std::function<void(int layer, int expert, int64_t rows)> on_routed;
 };
 
 class RemoteMixers final : public Mixer {

@@ -55,8 +55,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
           "--mixers: the mixer workers call the experts; drop --experts and --placement");
     }
     Log(absl::StrCat("using ", options.mixer_targets.size(), " mixer worker target(s)"));
-    ASSIGN_OR_RETURN(r->mixer_,
-                     mixer::RemoteMixers::Create(options.model_dir, config, options.mixer_targets));
+    mixer::RemoteMixersOptions remote;
+    remote.on_routed = mixer_options.on_routed;
+    ASSIGN_OR_RETURN(r->mixer_, mixer::RemoteMixers::Create(options.model_dir, config,
+                                                            options.mixer_targets, remote));
   } else if (!options.placement_path.empty()) {
     ASSIGN_OR_RETURN(rpc::ExpertPlacement placement,
                      rpc::ExpertPlacement::Load(options.placement_path, config));
