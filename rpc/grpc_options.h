@@ -33,6 +33,7 @@ inline constexpr char kMixerHealthService[] = "jamba.internal.v1.MixerService";
 grpc::ChannelArguments InternalChannelArguments(const char* health_service = kExpertHealthService);
 // Receive limit, keepalive acceptance and connection age for internal
 // servers.
-void ConfigureInternalServer(grpc::ServerBuilder* builder);
+void ConfigureInternalServer(grpc::ServerBuilder* builder,
+                             int max_connection_age_ms = kMaxConnectionAgeMs);
 
 }  // namespace jamba::rpc

@@ -1,14 +1,14 @@
 // RemoteExperts: the ExpertRunner that sends each MoE layer's routed rows to
 // expert-worker shards over gRPC and combines the answers.
 //
-// Per shard target (replica) it keeps one channel and one long-lived Compute
-// stream with any number of tagged requests in flight; a broken stream is
-// replaced on the next call. Run sends one request per shard, to all shards
-// at once, and sums the outputs on the calling thread in GroupByExpert
-// order, so with the F32 wire dtype the result is bit-identical to
-// LocalExperts::Run on the same backend. Run and WaitUntilReady may be
-// called from several threads; the backend ops Run issues are serialised by
-// an internal mutex.
+// Per shard target (replica) it keeps one channel and one Compute stream
+// with any number of tagged requests in flight; a broken stream is replaced
+// on the next call, and one older than stream_max_age is retired and
+// replaced (a new stream goes to the next healthy address of the target). Run sends one request per
+// shard, to all shards at once, and sums the outputs on the calling thread in GroupByExpert order,
+// so with the F32 wire dtype the result is bit-identical to LocalExperts::Run on the same backend.
+// Run and WaitUntilReady may be called from several threads; the backend ops Run issues are
+// serialised by an internal mutex.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -44,6 +44,10 @@ struct RemoteExpertsOptions {
   int64_t max_request_bytes = kMaxMessageBytes;
   // Channel credentials; insecure when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // A replica's Compute stream is replaced by a new one once it is this old
+  // (the old one ends after its answers), so that round_robin spreads a
+  // shard's traffic over its replicas, including ones added since.
+  absl::Duration stream_max_age = absl::Seconds(1);
   // Called after each answered call with the shard's name and the time
   // from sending its request to receiving its response (for metrics).
   std::function<void(const std::string& shard, absl::Duration round_trip)> on_round_trip;

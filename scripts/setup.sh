@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev nlohmann-json3-dev libsentencepiece-dev libgtest-dev libgmock-dev
-  libbenchmark-dev prometheus-cpp-dev)
+  libbenchmark-dev prometheus-cpp-dev
+  iproute2)  # ip netns for the multi-host test (tests/e2e/netns_e2e_test.cc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
