@@ -50,7 +50,7 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
       if (finished_) return;
       handling_ = true;
     }
-    ExpertResponse response = service_->Handle(request_);
+    ExpertResponse response = service_->Handle(request_, absl::Now());
     request_.Clear();
     bool finish;
     {
@@ -157,21 +157,33 @@ grpc::ServerUnaryReactor* ExpertServiceImpl::GetShardInfo(grpc::CallbackServerCo
   return reactor;
 }
 
-ExpertResponse ExpertServiceImpl::Handle(const ExpertRequest& request) {
+ExpertResponse ExpertServiceImpl::Handle(const ExpertRequest& request, absl::Time received) {
   ExpertResponse response;
-  const absl::Status status = HandleInto(request, &response);
+  const absl::Time deadline = request.timeout_us() > 0
+                                  ? received + absl::Microseconds(request.timeout_us())
+                                  : absl::InfiniteFuture();
+  const absl::Status status = HandleInto(request, deadline, &response);
   if (!status.ok()) {
     response.Clear();
     response.set_error_code(status.raw_code());
     response.set_error_message(std::string(status.message()));
   }
   response.set_tag(request.tag());
+  response.set_worker_us(absl::ToInt64Microseconds(absl::Now() - received));
   answered_.fetch_add(1);
   return response;
 }
 
-absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, ExpertResponse* response) {
+absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, absl::Time deadline,
+                                           ExpertResponse* response) {
   const int layer = request.layer();
+  auto check_deadline = [&]() -> absl::Status {
+    if (absl::Now() < deadline) return absl::OkStatus();
+    return absl::DeadlineExceededError(absl::StrCat("the caller's deadline (", request.timeout_us(),
+                                                    " us after the request arrived) passed "
+                                                    "before MoE layer ",
+                                                    layer, " was computed"));
+  };
   if (layer < 0 || layer >= config_.num_hidden_layers ||
       config_.ffn_kind(layer) != model::FfnKind::kMoe) {
     return absl::NotFoundError(absl::StrCat("layer ", layer, " is not an MoE layer (",
@@ -207,6 +219,7 @@ absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, ExpertR
   {
     absl::MutexLock lock(&compute_mu_);
     for (size_t g = 0; g < xs.size(); ++g) {
+      RETURN_IF_ERROR(check_deadline());
       ASSIGN_OR_RETURN(ys[g], RunOne(layer, request.groups(g).expert(), xs[g]));
     }
   }

@@ -52,8 +52,11 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
       grpc::CallbackServerContext* context, const ::jamba::internal::v1::ShardInfoRequest* request,
       ::jamba::internal::v1::ShardInfoResponse* response) override;
 
-  // The response to one request: the outputs, or error_code/message.
-  ExpertResponse Handle(const ExpertRequest& request);
+  // The response to one request read at `received`: the outputs, or
+  // error_code/message; DEADLINE_EXCEEDED, computing nothing more, once
+  // the request's timeout_us has passed since `received`. worker_us is
+  // the time from `received` to the answer.
+  ExpertResponse Handle(const ExpertRequest& request, absl::Time received);
 
   // For shutdown: every open Compute stream ends (status OK) once the
   // requests it has read are answered; new streams end at once.
@@ -69,7 +72,8 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
   friend class ComputeReactor;
 
   // Validates and computes; fills response->outputs.
-  absl::Status HandleInto(const ExpertRequest& request, ExpertResponse* response);
+  absl::Status HandleInto(const ExpertRequest& request, absl::Time deadline,
+                          ExpertResponse* response);
   // y[n, H] = Expert_{layer, expert}(x[n, H]); host tensors in and out.
   absl::StatusOr<Tensor> RunOne(int layer, int expert, const Tensor& x)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(compute_mu_);

@@ -24,6 +24,7 @@ class InProcessMixer final : public Mixer {
   absl::Status CheckReady(absl::Duration timeout) override {
     return executor_->CheckExperts(timeout);
   }
+  absl::Status Health() const override { return executor_->Health(); }
   absl::Status AddSequence(uint64_t id, int64_t reserve_tokens) override {
     return executor_->AddSequence(id, reserve_tokens);
   }

@@ -145,6 +145,14 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   std::thread monitor([&] {
     bool ready = false;
     do {
+      if (const absl::Status broken = executor->Health(); !broken.ok()) {
+        // Not live any more: the orchestrator restarts the process.
+        Log(absl::StrCat("fatal: the mixer is broken: ", broken.ToString()));
+        service.SetExpertsReady(false);
+        health->SetServingStatus(rpc::kMixerHealthService, false);
+        health->SetServingStatus("", false);
+        return;
+      }
       const absl::Status experts = executor->CheckExperts(kHealthInterval);
       if (experts.ok() != ready) {
         ready = experts.ok();

@@ -32,6 +32,10 @@ class Mixer {
   // OK when generation can proceed: in-process, every expert shard answers;
   // with mixer workers, at least one replica is serving.
   virtual absl::Status CheckReady(absl::Duration timeout) = 0;
+  // OK unless this process's own mixer broke (MixerExecutor::Health); then
+  // the process should exit. Always OK with mixer workers: a broken worker
+  // fails its own sequences and stops serving.
+  virtual absl::Status Health() const = 0;
 
   // A new sequence with KV cache for `reserve_tokens` tokens reserved.
   virtual absl::Status AddSequence(uint64_t id, int64_t reserve_tokens) = 0;

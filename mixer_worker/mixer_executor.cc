@@ -1,5 +1,6 @@
 #include "mixer_worker/mixer_executor.h"
 
+#include <atomic>
 #include <map>
 #include <utility>
 
@@ -11,7 +12,9 @@
 namespace jamba::mixer {
 namespace {
 
-// Reports how many rows each expert receives, then runs the real runner.
+// Wraps the real runner: reports how many rows each expert receives (when
+// asked) and remembers whether a call failed, which tells the experts'
+// failures from the mixer's own.
 class ObservedExperts final : public model::ExpertRunner {
  public:
   ObservedExperts(model::ExpertRunner* inner, std::function<void(int, int, int64_t)> on_routed)
@@ -19,16 +22,53 @@ class ObservedExperts final : public model::ExpertRunner {
 
   absl::Status Run(int layer, const Tensor& x, const Tensor& weights, const Tensor& experts,
                    Tensor* out) override {
+    Count(layer, experts);
+    absl::Status status = inner_->Run(layer, x, weights, experts, out);
+    if (!status.ok()) failed_.store(true);
+    return status;
+  }
+  std::unique_ptr<model::PendingExperts> Submit(int layer, const Tensor& x, const Tensor& weights,
+                                                const Tensor& experts, Tensor* out) override {
+    Count(layer, experts);
+    return std::make_unique<Call>(inner_->Submit(layer, x, weights, experts, out), &failed_);
+  }
+  bool asynchronous() const override { return inner_->asynchronous(); }
+  // Whether a call failed since the last TakeFailed.
+  bool TakeFailed() { return failed_.exchange(false); }
+
+ private:
+  class Call final : public model::PendingExperts {
+   public:
+    Call(std::unique_ptr<model::PendingExperts> inner, std::atomic<bool>* failed)
+        : inner_(std::move(inner)), failed_(failed) {}
+    absl::Status Wait() override {
+      absl::Status status = inner_->Wait();
+      if (!status.ok()) failed_->store(true);
+      return status;
+    }
+
+   private:
+    std::unique_ptr<model::PendingExperts> inner_;
+    std::atomic<bool>* failed_;
+  };
+
+  void Count(int layer, const Tensor& experts) {
+    if (!on_routed_) return;
     std::map<int, int64_t> rows;  // expert -> rows, for this layer and step
     for (int64_t i = 0; i < experts.numel(); ++i) ++rows[experts.data<int32_t>()[i]];
     for (const auto& [expert, n] : rows) on_routed_(layer, expert, n);
-    return inner_->Run(layer, x, weights, experts, out);
   }
 
- private:
   model::ExpertRunner* inner_;
   std::function<void(int, int, int64_t)> on_routed_;
+  std::atomic<bool> failed_{false};
 };
+
+// Failures that mean this process's engine (backend, memory, mixers) is
+// broken, as opposed to bad input, a full pool or a lost expert shard.
+bool IsEngineFailure(const absl::Status& status) {
+  return absl::IsInternal(status) || absl::IsUnknown(status) || absl::IsDataLoss(status);
+}
 
 }  // namespace
 
@@ -48,16 +88,14 @@ absl::StatusOr<std::unique_ptr<MixerExecutor>> MixerExecutor::Create(const Mixer
                                                             m->backend_.get(), remote));
     experts = m->remote_.get();
   }
-  if (options.on_routed && experts == nullptr) {
+  if (experts == nullptr) {
     // In-process experts: load them here so the observer can wrap them.
     model::WeightLoader loader(m->checkpoint_.get(), m->backend_.get());
     ASSIGN_OR_RETURN(m->local_, model::LocalExperts::Load(loader, m->backend_.get()));
     experts = m->local_.get();
   }
-  if (options.on_routed) {
-    m->observed_ = std::make_unique<ObservedExperts>(experts, options.on_routed);
-    experts = m->observed_.get();
-  }
+  m->observed_ = std::make_unique<ObservedExperts>(experts, options.on_routed);
+  experts = m->observed_.get();
   ASSIGN_OR_RETURN(m->model_, model::JambaModel::Load(*m->checkpoint_, m->backend_.get(), experts));
   return m;
 }
@@ -96,7 +134,19 @@ absl::StatusOr<Tensor> MixerExecutor::Forward(absl::Span<const MixerStep> steps,
     }
     batch.push_back({it->second.get(), step.tokens});
   }
-  return model_->Forward(batch, model::LogitsMode::kLast);
+  static_cast<ObservedExperts*>(observed_.get())->TakeFailed();
+  absl::StatusOr<Tensor> logits = model_->Forward(batch, model::LogitsMode::kLast);
+  const bool experts_failed = static_cast<ObservedExperts*>(observed_.get())->TakeFailed();
+  if (!logits.ok() && !experts_failed && IsEngineFailure(logits.status())) {
+    absl::MutexLock lock(&broken_mu_);
+    if (broken_.ok()) broken_ = logits.status();
+  }
+  return logits;
+}
+
+absl::Status MixerExecutor::Health() const {
+  absl::MutexLock lock(&broken_mu_);
+  return broken_;
 }
 
 }  // namespace jamba::mixer

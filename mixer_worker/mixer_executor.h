@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kernels/backend.h"
@@ -33,8 +34,10 @@ struct MixerOptions {
   std::shared_ptr<const rpc::ExpertPlacement> placement;
   absl::Duration expert_timeout = absl::Seconds(30);
   // Optional observers (metrics): each remote expert call's round trip per
-  // shard, and the number of token rows routed to each (layer, expert).
-  std::function<void(const std::string& shard, absl::Duration round_trip)> on_round_trip;
+  // shard (and the worker's part of it), and the number of token rows
+  // routed to each (layer, expert).
+  std::function<void(const std::string& shard, absl::Duration round_trip, absl::Duration worker)>
+      on_round_trip;
   std::function<void(int layer, int expert, int64_t rows)> on_routed;
 };
 
@@ -57,6 +60,10 @@ class MixerExecutor {
   // OK when every expert shard answers and hosts what the placement says
   // (always OK in-process).
   absl::Status CheckExperts(absl::Duration timeout);
+  // OK unless a step failed inside this process (backend, mixers) in a way
+  // that no input or expert shard explains: then the first such failure,
+  // and the process should exit. Thread-safe.
+  absl::Status Health() const;
 
   // A new sequence with KV cache for `reserve_tokens` tokens allocated up
   // front (it still grows beyond that if fed more).
@@ -80,10 +87,12 @@ class MixerExecutor {
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::Checkpoint> checkpoint_;
   std::unique_ptr<rpc::RemoteExperts> remote_;
-  std::unique_ptr<model::ExpertRunner> local_;     // in-process experts, when observed
-  std::unique_ptr<model::ExpertRunner> observed_;  // counts routed rows
+  std::unique_ptr<model::ExpertRunner> local_;     // in-process experts
+  std::unique_ptr<model::ExpertRunner> observed_;  // counts rows, notes failures
   std::unique_ptr<model::JambaModel> model_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<model::SequenceState>> sequences_;
+  mutable absl::Mutex broken_mu_;
+  absl::Status broken_ ABSL_GUARDED_BY(broken_mu_);
 };
 
 }  // namespace jamba::mixer

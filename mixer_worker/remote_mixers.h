@@ -56,6 +56,7 @@ class RemoteMixers final : public Mixer {
   const std::string& model_dir() const override { return model_dir_; }
   const rpc::ExpertPlacement* placement() const override { return nullptr; }
   absl::Status CheckReady(absl::Duration timeout) override;
+  absl::Status Health() const override { return absl::OkStatus(); }
   absl::Status AddSequence(uint64_t id, int64_t reserve_tokens) override;
   void ReleaseSequence(uint64_t id) override;
   absl::StatusOr<Tensor> Forward(absl::Span<const MixerStep> steps, absl::Time deadline,

@@ -1,5 +1,6 @@
 #include "model/jamba_model.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -90,7 +91,10 @@ absl::Status JambaModel::Validate(absl::Span<const SequenceChunk> batch) const {
   return absl::OkStatus();
 }
 
-absl::Status JambaModel::MoeForward(int layer, const Tensor& router, const Tensor& x, Tensor* out) {
+absl::StatusOr<std::unique_ptr<PendingExperts>> JambaModel::SubmitMoe(int layer,
+                                                                      const Tensor& router,
+                                                                      const Tensor& x,
+                                                                      Tensor* out) {
   const int64_t T = x.dim(0);
   const int E = config_.num_experts, k = config_.num_experts_per_tok;
   // router_logits = router(x): [T, E]
@@ -108,7 +112,72 @@ absl::Status JambaModel::MoeForward(int layer, const Tensor& router, const Tenso
     weights = std::move(host_w);
     experts = std::move(host_e);
   }
-  return experts_->Run(layer, x, weights, experts, out);
+  return experts_->Submit(layer, x, weights, experts, out);
+}
+
+std::vector<JambaModel::MicroBatch> JambaModel::Split(const std::vector<SequenceRows>& rows,
+                                                      const Tensor& h, const Tensor& normed,
+                                                      const Tensor& delta) const {
+  // Two micro-batches of whole sequences, token counts as even as can be,
+  // when the experts are remote; one otherwise.
+  const int64_t T = h.dim(0);
+  size_t cut = rows.size();
+  if (experts_->asynchronous() && rows.size() >= 2) {
+    cut = 1;
+    for (size_t i = 2; i < rows.size(); ++i) {
+      if (std::abs(2 * rows[i - 1].end - T) < std::abs(2 * rows[cut - 1].end - T)) cut = i;
+    }
+  }
+  std::vector<MicroBatch> parts;
+  for (const auto& [first, last] : {std::pair<size_t, size_t>{0, cut}, {cut, rows.size()}}) {
+    if (first == last) continue;
+    MicroBatch mb;
+    const int64_t begin = rows[first].begin, end = rows[last - 1].end;
+    for (size_t i = first; i < last; ++i) {
+      mb.rows.push_back({rows[i].begin - begin, rows[i].end - begin, rows[i].state});
+    }
+    mb.h = h.Slice(begin, end);
+    mb.normed = normed.Slice(begin, end);
+    mb.delta = delta.Slice(begin, end);
+    parts.push_back(std::move(mb));
+  }
+  return parts;
+}
+
+absl::Status JambaModel::RunLayers(std::vector<MicroBatch>& parts) {
+  kernels::Backend* b = backend_;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  // Ping-pong: a micro-batch's expert call is in flight while the other
+  // runs its mixer; it is collected before its own next layer.
+  auto collect = [b](MicroBatch& mb) -> absl::Status {
+    if (mb.pending == nullptr) return absl::OkStatus();
+    const absl::Status status = mb.pending->Wait();
+    mb.pending.reset();
+    RETURN_IF_ERROR(status);
+    b->Add(mb.h, mb.delta, &mb.h);
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& layer = layers_[i];
+    for (MicroBatch& mb : parts) {
+      RETURN_IF_ERROR(collect(mb));
+      // h = h + mixer(input_layernorm(h))
+      b->RmsNorm(mb.h, layer.input_norm, eps, &mb.normed);
+      RETURN_IF_ERROR(layer.mixer->Forward(b, mb.normed, mb.rows, &mb.delta));
+      b->Add(mb.h, mb.delta, &mb.h);
+      // h = h + feed_forward(pre_ff_layernorm(h))
+      b->RmsNorm(mb.h, layer.pre_ff_norm, eps, &mb.normed);
+      if (layer.dense.has_value()) {
+        RETURN_IF_ERROR(layer.dense->Forward(b, mb.normed, &mb.delta));
+        b->Add(mb.h, mb.delta, &mb.h);
+      } else {
+        ASSIGN_OR_RETURN(mb.pending,
+                         SubmitMoe(static_cast<int>(i), layer.router, mb.normed, &mb.delta));
+      }
+    }
+  }
+  for (MicroBatch& mb : parts) RETURN_IF_ERROR(collect(mb));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch, LogitsMode mode) {
@@ -135,21 +204,8 @@ absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch
 
   ASSIGN_OR_RETURN(Tensor normed, b->Allocate(DType::kF32, {T, H}));  // [T, H]
   ASSIGN_OR_RETURN(Tensor delta, b->Allocate(DType::kF32, {T, H}));   // [T, H]
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const DecoderLayer& layer = layers_[i];
-    // h = h + mixer(input_layernorm(h))
-    b->RmsNorm(h, layer.input_norm, eps, &normed);
-    RETURN_IF_ERROR(layer.mixer->Forward(b, normed, rows, &delta));
-    b->Add(h, delta, &h);
-    // h = h + feed_forward(pre_ff_layernorm(h))
-    b->RmsNorm(h, layer.pre_ff_norm, eps, &normed);
-    if (layer.dense.has_value()) {
-      RETURN_IF_ERROR(layer.dense->Forward(b, normed, &delta));
-    } else {
-      RETURN_IF_ERROR(MoeForward(static_cast<int>(i), layer.router, normed, &delta));
-    }
-    b->Add(h, delta, &h);
-  }
+  std::vector<MicroBatch> parts = Split(rows, h, normed, delta);
+  RETURN_IF_ERROR(RunLayers(parts));
   for (const SequenceChunk& chunk : batch) chunk.state->Advance(chunk.tokens.size());
 
   // Keep only each sequence's last row when asked: [num chunks, H]

@@ -6,8 +6,12 @@
 //   logits = lm_head(RMSNorm(h))
 //
 // MoE experts are computed by an ExpertRunner: all in-process by default,
-// or remote (expert workers). Weights are immutable after Load; Forward is
-// called by one thread at a time.
+// or remote (expert workers). With an asynchronous (remote) runner the
+// batch runs as two micro-batches of whole sequences in ping-pong: one's
+// expert round trip overlaps the other's mixers. Every op is row-wise or
+// per sequence with a fixed order of arithmetic, so the split changes no
+// bit of the output. Weights are immutable after Load; Forward is called
+// by one thread at a time.
 #pragma once
 
 #include <memory>
@@ -68,9 +72,22 @@ class JambaModel {
     Tensor router;                  // [E, H] feed_forward.router.weight (MoE layers)
   };
 
+  // Consecutive sequences of the batch with their rows of the activations.
+  struct MicroBatch {
+    std::vector<SequenceRows> rows;           // relative to the slices below
+    Tensor h, normed, delta;                  // slices of the batch's [T, H] matrices
+    std::unique_ptr<PendingExperts> pending;  // an expert call writing delta
+  };
+
   JambaModel() = default;
   absl::Status Validate(absl::Span<const SequenceChunk> batch) const;
-  absl::Status MoeForward(int layer, const Tensor& router, const Tensor& x, Tensor* out);
+  std::vector<MicroBatch> Split(const std::vector<SequenceRows>& rows, const Tensor& h,
+                                const Tensor& normed, const Tensor& delta) const;
+  // Every decoder layer over the micro-batches, updating their h.
+  absl::Status RunLayers(std::vector<MicroBatch>& parts);
+  // Gates x and submits its experts' call, which writes *out.
+  absl::StatusOr<std::unique_ptr<PendingExperts>> SubmitMoe(int layer, const Tensor& router,
+                                                            const Tensor& x, Tensor* out);
 
   JambaConfig config_;
   kernels::Backend* backend_ = nullptr;

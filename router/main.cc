@@ -2,7 +2,9 @@
 //
 // Loads the checkpoint's mixer half (or everything, without --experts),
 // connects to the expert shards, serves jamba.v1.JambaService plus gRPC
-// health and reflection. Flags only; the work is in the libraries.
+// health and reflection. Flags only; the work is in the libraries. Exit
+// code: 0 after a clean drain (SIGTERM), 1 when it cannot start, 2 when the
+// drain had to cut calls off, 3 after a fatal engine error.
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -34,6 +36,8 @@ ABSL_FLAG(int, max_waiting, 256, "queued requests before RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_step_tokens, 256, "prompt + decode tokens per engine step");
 ABSL_FLAG(int, max_new_tokens_limit, 4096, "largest accepted sampling.max_new_tokens");
 ABSL_FLAG(int, expert_timeout_ms, 30000, "deadline of one expert call");
+ABSL_FLAG(int, health_interval_ms, 2000,
+          "how often readiness re-checks the expert shards (and waits for them)");
 ABSL_FLAG(int, metrics_port, -1, "serve Prometheus /metrics on this port (0: pick one, -1: off)");
 ABSL_FLAG(int64_t, state_budget_mb, 4096, "memory for sequence state (KV cache, conv/SSM state)");
 ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
   options.engine.max_step_tokens = absl::GetFlag(FLAGS_max_step_tokens);
   options.max_new_tokens_limit = absl::GetFlag(FLAGS_max_new_tokens_limit);
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+  options.health_interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_interval_ms));
   options.engine.state_budget_bytes = absl::GetFlag(FLAGS_state_budget_mb) << 20;
   options.metrics_address = absl::GetFlag(FLAGS_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
@@ -87,7 +92,13 @@ int main(int argc, char** argv) {
 
   std::signal(SIGTERM, HandleSignal);
   std::signal(SIGINT, HandleSignal);
-  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (!g_stop.load() && !(*server)->failed()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if ((*server)->failed()) {
+    std::fprintf(stderr, "jamba-router: exiting after a fatal engine error\n");
+    return 3;
+  }
   std::fprintf(stderr, "jamba-router: draining (up to %d s)\n", absl::GetFlag(FLAGS_drain_seconds));
   const bool drained = (*server)->Drain(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
   std::fprintf(stderr, "jamba-router: stopped%s\n", drained ? "" : " (calls were cut off)");

@@ -100,6 +100,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("jamba_expert_round_trip_seconds")
                      .Help("One MoE layer's expert call to one shard, send to reply.")
                      .Register(r);
+  expert_worker_ = &BuildHistogram()
+                        .Name("jamba_expert_worker_seconds")
+                        .Help(
+                            "The part of an expert round trip the worker spent on the request, "
+                            "from reading it to answering.")
+                        .Register(r);
   running_ = &BuildGauge()
                   .Name("jamba_requests_running")
                   .Help("Requests in the running batch.")
@@ -180,15 +186,20 @@ void Metrics::SetStatePool(int64_t used_bytes, int64_t capacity_bytes) {
   pool_capacity_->Set(static_cast<double>(capacity_bytes));
 }
 
-void Metrics::ObserveExpertRoundTrip(const std::string& shard, double seconds) {
-  prometheus::Histogram* h;
+void Metrics::ObserveExpertRoundTrip(const std::string& shard, double seconds,
+                                     double worker_seconds) {
+  std::pair<prometheus::Histogram*, prometheus::Histogram*> h;
   {
     absl::MutexLock lock(&mu_);
-    auto [it, added] = rtt_by_shard_.try_emplace(shard, nullptr);
-    if (added) it->second = &expert_rtt_->Add({{"shard", shard}}, kRoundTripBuckets);
+    auto [it, added] = rtt_by_shard_.try_emplace(shard);
+    if (added) {
+      it->second = {&expert_rtt_->Add({{"shard", shard}}, kRoundTripBuckets),
+                    &expert_worker_->Add({{"shard", shard}}, kRoundTripBuckets)};
+    }
     h = it->second;
   }
-  h->Observe(seconds);
+  h.first->Observe(seconds);
+  h.second->Observe(worker_seconds);
 }
 
 void Metrics::CountRoutedTokens(int layer, int expert, int64_t tokens) {

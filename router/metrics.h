@@ -52,7 +52,9 @@ class Metrics {
   void SetRunning(int n) { running_->Set(n); }
   void SetWaiting(int n) { waiting_->Set(n); }
   void SetStatePool(int64_t used_bytes, int64_t capacity_bytes);
-  void ObserveExpertRoundTrip(const std::string& shard, double seconds);
+  // One expert request to `shard`: send to reply, and the part of it the
+  // worker spent (the rest is transport and queueing).
+  void ObserveExpertRoundTrip(const std::string& shard, double seconds, double worker_seconds);
   void CountRoutedTokens(int layer, int expert, int64_t tokens);
 
  private:
@@ -64,6 +66,7 @@ class Metrics {
   prometheus::Histogram* e2e_;
   prometheus::Histogram* queue_;
   prometheus::Family<prometheus::Histogram>* expert_rtt_;
+  prometheus::Family<prometheus::Histogram>* expert_worker_;
   prometheus::Gauge* running_;
   prometheus::Gauge* waiting_;
   prometheus::Gauge* pool_used_;
@@ -75,7 +78,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* failures_;
 
   mutable absl::Mutex mu_;  // guards the lazily created labelled children
-  std::map<std::string, prometheus::Histogram*> rtt_by_shard_ ABSL_GUARDED_BY(mu_);
+  // Per shard: round trip and worker time.
+  std::map<std::string, std::pair<prometheus::Histogram*, prometheus::Histogram*>> rtt_by_shard_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::pair<int, int>, prometheus::Counter*> routed_by_expert_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -42,8 +42,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
   mixer_options.expert_timeout = options.expert_timeout;
   Metrics* metrics = &r->metrics_;
-  mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt) {
-    metrics->ObserveExpertRoundTrip(shard, absl::ToDoubleSeconds(rtt));
+  mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt,
+                                          absl::Duration worker) {
+    metrics->ObserveExpertRoundTrip(shard, absl::ToDoubleSeconds(rtt),
+                                    absl::ToDoubleSeconds(worker));
   };
   mixer_options.on_routed = [metrics](int layer, int expert, int64_t rows) {
     metrics->CountRoutedTokens(layer, expert, rows);
@@ -146,12 +148,19 @@ void RouterServer::SetServing(bool serving) {
 void RouterServer::MonitorHealth(absl::Duration interval) {
   bool serving = true;
   while (!stop_monitor_.WaitForNotificationWithTimeout(interval)) {
+    const absl::Status engine = mixer_->Health();
+    if (!engine.ok()) {
+      SetServing(false);
+      Log(absl::StrCat("fatal: the engine is broken: ", engine.ToString()));
+      failed_.Notify();
+      return;
+    }
     const absl::Status experts = mixer_->CheckReady(interval);
     if (experts.ok() != serving) {
       serving = experts.ok();
       Log(serving ? "ready again: serving" : absl::StrCat("not serving: ", experts.ToString()));
     }
-    SetServing(serving);
+    SetServing(serving && mixer_->Health().ok());
   }
 }
 

@@ -2,9 +2,11 @@
 // of mixer workers), tokenizer,
 // engine, gRPC server with JambaService, health and reflection — and keeps
 // the health status true: "jamba.v1.JambaService" (readiness) is
-// NOT_SERVING until the weights are loaded and every expert shard answers
-// (with mixer workers: one of them is serving), and again when that stops; "" (liveness) is SERVING
-// while the process works and turns NOT_SERVING only on drain.
+// NOT_SERVING until the weights are loaded and every expert shard has a
+// replica that answers (with mixer workers: until one of them is serving),
+// and again when that stops; it is never SERVING once the engine broke
+// (failed()). "" (liveness) is SERVING while the process works and turns
+// NOT_SERVING only on drain.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -58,6 +60,9 @@ class RouterServer {
   // NOT_SERVING, stop accepting, let calls finish within `budget`. True
   // when nothing had to be cut off.
   bool Drain(absl::Duration budget);
+  // True once the engine broke (MixerExecutor::Health): readiness is then
+  // NOT_SERVING for good and the process should exit non-zero.
+  bool failed() const { return failed_.HasBeenNotified(); }
 
  private:
   RouterServer() = default;
@@ -72,6 +77,7 @@ class RouterServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_monitor_;
+  absl::Notification failed_;
   std::thread monitor_;
 };
 

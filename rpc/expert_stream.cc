@@ -51,14 +51,15 @@ std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* 
   return stream;
 }
 
-bool ExpertStream::Send(ExpertRequest* request, std::shared_ptr<PendingResponses> sink, int slot) {
+bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
+                        std::shared_ptr<PendingResponses> sink, int slot) {
   absl::MutexLock lock(&mu_);
   if (broken_ || retiring_) return false;
   waiting_[request->tag()] = Waiter{std::move(sink), slot};
-  writes_.push_back(std::move(*request));
+  writes_.push_back(std::move(request));
   if (!writing_) {
     writing_ = true;
-    StartWrite(&writes_.front());
+    StartWrite(writes_.front().get());
   }
   return true;
 }
@@ -121,7 +122,7 @@ void ExpertStream::OnWriteDone(bool ok) {
     if (broken_) writes_.clear();
     writing_ = !writes_.empty();
     if (writing_) {
-      StartWrite(&writes_.front());
+      StartWrite(writes_.front().get());
     } else if (retiring_ && !broken_ && !writes_done_) {
       writes_done_ = true;
       StartWritesDone();

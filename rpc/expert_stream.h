@@ -58,11 +58,12 @@ class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertR
   static std::shared_ptr<ExpertStream> Start(ExpertService::StubInterface* stub,
                                              std::string description);
 
-  // Queues *request (moved out on success), whose tag must be unique on this
-  // stream; its response (or the stream's failure) goes to `sink` slot
-  // `slot`. Returns false, leaving *request alone and delivering nothing,
-  // when the stream is already broken.
-  bool Send(ExpertRequest* request, std::shared_ptr<PendingResponses> sink, int slot);
+  // Queues `request`, whose tag must be unique on this stream; its response
+  // (or the stream's failure) goes to `sink` slot `slot`. The request is
+  // shared, not copied, so a caller can send it again elsewhere. Returns
+  // false, delivering nothing, when the stream is already broken.
+  bool Send(std::shared_ptr<const ExpertRequest> request, std::shared_ptr<PendingResponses> sink,
+            int slot);
   // Forgets `tag`: a late response is dropped.
   void Abandon(uint64_t tag);
   // Takes no more requests (Send returns false); once the queued ones are
@@ -100,7 +101,7 @@ class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertR
   bool retiring_ ABSL_GUARDED_BY(mu_) = false;
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone was called
   // Requests not yet written; the front one is in flight while writing_.
-  std::deque<ExpertRequest> writes_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const ExpertRequest>> writes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiting_ ABSL_GUARDED_BY(mu_);
 
   std::shared_ptr<ExpertStream> self_;  // keeps this alive until OnDone

@@ -15,6 +15,12 @@ grpc::ChannelArguments InternalChannelArguments(const char* health_service) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A replica that comes back is found within a second (the default
+  // backoff grows to two minutes). GRPC_ARG_MIN_RECONNECT_BACKOFF_MS stays
+  // at its default: it is also the connect timeout, and a short one fails
+  // connections on a busy machine.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs / 4);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
   // Our service config, never one from DNS TXT records.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   args.SetServiceConfigJSON(std::string(R"({"loadBalancingConfig": [{"round_robin": {}}],)") +

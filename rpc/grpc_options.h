@@ -20,6 +20,8 @@ inline constexpr int kKeepaliveTimeoutMs = 10'000;
 // the client then re-resolves its target. Calls in flight, such as a
 // long-lived Compute stream, are not cut: the grace period is unlimited.
 inline constexpr int kMaxConnectionAgeMs = 120'000;
+// Clients retry a lost connection at most this long after the last try.
+inline constexpr int kMaxReconnectBackoffMs = 1'000;
 // The health service that client-side health checking watches on workers.
 inline constexpr char kExpertHealthService[] = "jamba.internal.v1.ExpertService";
 // The same for mixer workers.

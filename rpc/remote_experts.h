@@ -3,11 +3,20 @@
 //
 // Per shard target (replica) it keeps one channel and one Compute stream
 // with any number of tagged requests in flight; a broken stream is replaced
-// on the next call, and one older than stream_max_age is retired and
-// replaced (a new stream goes to the next healthy address of the target). Run sends one request per
-// shard, to all shards at once, and sums the outputs on the calling thread in GroupByExpert order,
-// so with the F32 wire dtype the result is bit-identical to LocalExperts::Run on the same backend.
-// Run and WaitUntilReady may be called from several threads; the backend ops Run issues are
+// on the next call, and one older than stream_max_age is retired (it ends
+// once answered) and replaced, so that a new stream goes to the next
+// healthy address of a DNS target. Submit sends one request per shard, to
+// all shards at once, and returns; Wait sums the outputs on the calling
+// thread in GroupByExpert order, so with the F32 wire dtype the result is
+// bit-identical to LocalExperts::Run on the same backend.
+//
+// Failover: experts are stateless, so a request whose stream breaks (the
+// replica died, or drained before reading it) is sent again to another
+// replica of its shard that this call has not tried; replicas whose
+// channel is down (or whose health says NOT_SERVING) are picked last. When
+// no replica is left the call fails with UNAVAILABLE naming the shard.
+// Each request carries the time left until the call's deadline, so workers
+// drop work nobody waits for. Thread-safe; the backend ops it issues are
 // serialised by an internal mutex.
 #pragma once
 
@@ -48,9 +57,11 @@ struct RemoteExpertsOptions {
   // (the old one ends after its answers), so that round_robin spreads a
   // shard's traffic over its replicas, including ones added since.
   absl::Duration stream_max_age = absl::Seconds(1);
-  // Called after each answered call with the shard's name and the time
-  // from sending its request to receiving its response (for metrics).
-  std::function<void(const std::string& shard, absl::Duration round_trip)> on_round_trip;
+  // Called after each answered request with the shard's name, the time
+  // from sending the request to receiving its response, and the part of it
+  // the worker reported spending on the request (for metrics).
+  std::function<void(const std::string& shard, absl::Duration round_trip, absl::Duration worker)>
+      on_round_trip;
 };
 
 class RemoteExperts final : public model::ExpertRunner {
@@ -65,13 +76,19 @@ class RemoteExperts final : public model::ExpertRunner {
   ~RemoteExperts() override;
 
   // out = Σ weights · experts(x), as LocalExperts::Run. UNAVAILABLE naming
-  // shard and target when a shard fails or misses the call timeout; a
+  // shard and target when no replica of a shard answers or one misses the
+  // call timeout; DEADLINE_EXCEEDED when the deadline passes first; a
   // worker's rejection keeps its code, prefixed with the shard.
   absl::Status Run(int layer, const Tensor& x, const Tensor& weights, const Tensor& experts,
                    Tensor* out) override;
+  std::unique_ptr<model::PendingExperts> Submit(int layer, const Tensor& x, const Tensor& weights,
+                                                const Tensor& experts, Tensor* out) override;
+  bool asynchronous() const override { return true; }
 
-  // OK once every replica of every shard answers GetShardInfo with this
-  // hidden size and at least the experts the placement gives its shard.
+  // OK once every shard has a replica that answers GetShardInfo with this
+  // hidden size and at least the experts the placement gives its shard,
+  // and no answering replica contradicts the placement; UNAVAILABLE naming
+  // the shard when none of its replicas answers.
   absl::Status WaitUntilReady(absl::Duration timeout);
 
   // Calls made from now on also end by `deadline` (the batch's earliest
@@ -90,30 +107,20 @@ class RemoteExperts final : public model::ExpertRunner {
     std::vector<std::unique_ptr<Replica>> replicas;
     std::atomic<uint64_t> next_replica{0};
   };
-  // Where one shard's request of a Run went.
-  struct Sent {
-    int shard = -1;
-    Replica* replica = nullptr;
-    std::shared_ptr<ExpertStream> stream;
-    uint64_t tag = 0;
-  };
+  class Call;
 
   RemoteExperts(ExpertPlacement placement, int64_t hidden_size, kernels::Backend* backend,
                 RemoteExpertsOptions options);
 
-  // The next replica of `shard` in turn, skipping ones whose channel is in
-  // TRANSIENT_FAILURE while another is not.
-  Replica* PickReplica(Shard& shard);
-  // Sends requests[s] for every shard with groups; fills `sent`.
-  void SendAll(std::vector<ExpertRequest>& requests, const std::shared_ptr<PendingResponses>& sink,
-               std::vector<Sent>* sent);
-  // Checks one shard's response against the groups it was sent (indices
-  // into `groups`) and decodes the outputs into (*ys)[group index].
-  absl::Status CheckResponse(const Sent& sent, const std::vector<model::ExpertGroup>& groups,
-                             const std::vector<int>& sent_groups,
-                             absl::StatusOr<ExpertResponse> result, std::vector<Tensor>* ys);
-  // The shard and target of `sent`, for messages.
-  std::string Describe(const Sent& sent) const;
+  // The next replica of `shard` in turn that is not in `tried` (a dns:///
+  // target may be tried a few times: its next stream goes to another
+  // address): ready or idle channels first, then connecting ones, then any;
+  // null when every replica was tried.
+  Replica* PickReplica(Shard& shard, const std::vector<Replica*>& tried);
+  absl::Time deadline() const {
+    const int64_t ns = deadline_ns_.load();
+    return ns == INT64_MAX ? absl::InfiniteFuture() : absl::FromUnixNanos(ns);
+  }
 
   const ExpertPlacement placement_;
   const int64_t hidden_size_;

@@ -96,7 +96,7 @@ TEST(DrainE2ETest, RouterCutOffByItsDrainBudgetExitsTwo) {
 TEST(DrainE2ETest, MixerWorkerFinishesItsSequencesAndExitsZero) {
   testing::LocalCluster cluster;
   cluster.set_mixer_flags({"--drain_timeout=120s"});
-  ASSERT_TRUE(cluster.Start(Tiny(), 1, {}, /*mixers=*/1).ok());
+  ASSERT_TRUE(cluster.Start(Tiny(), 1, {}, /*replicas=*/1, /*mixers=*/1).ok());
   Generation generation(cluster, kLongRemote);
   ASSERT_TRUE(generation.WaitStarted());
   EXPECT_EQ(cluster.mixer(0).Stop(SIGTERM, absl::Seconds(150)), 0) << cluster.mixer(0).log();
@@ -109,7 +109,7 @@ TEST(DrainE2ETest, MixerWorkerFinishesItsSequencesAndExitsZero) {
 TEST(DrainE2ETest, MixerWorkerCutOffByItsDrainBudgetExitsTwo) {
   testing::LocalCluster cluster;
   cluster.set_mixer_flags({"--drain_timeout=0s"});
-  ASSERT_TRUE(cluster.Start(Tiny(), 1, {}, /*mixers=*/1).ok());
+  ASSERT_TRUE(cluster.Start(Tiny(), 1, {}, /*replicas=*/1, /*mixers=*/1).ok());
   Generation generation(cluster, kLongRemote);
   ASSERT_TRUE(generation.WaitStarted());
   EXPECT_EQ(cluster.mixer(0).Stop(SIGTERM), 2) << cluster.mixer(0).log();

@@ -38,20 +38,34 @@ absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
 }
 
 absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
-                                 const std::vector<std::string>& router_flags, int mixers) {
+                                 const std::vector<std::string>& router_flags, int replicas,
+                                 int mixers) {
   std::ifstream in(model_dir + "/config.json");
   nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
   const int num_experts = config.value("num_experts", 1);
+  std::vector<std::string> shards;
   for (int w = 0; w < workers; ++w) {
     std::vector<std::string> experts;
     for (int e = w; e < num_experts; e += workers) experts.push_back(absl::StrCat(e));
-    auto worker = std::make_unique<Subprocess>();
-    RETURN_IF_ERROR(
-        worker->Start({BinaryDir() + "/expert_worker/jamba-expert-worker", "--model", model_dir,
-                       "--port", "0", "--experts", absl::StrJoin(experts, ",")}));
-    ASSIGN_OR_RETURN(std::string address, worker->WaitForAddress());
-    worker_addresses_.push_back(address);
-    workers_.push_back(std::move(worker));
+    std::vector<std::string> targets;
+    for (int r = 0; r < replicas; ++r) {
+      auto worker = std::make_unique<Subprocess>();
+      std::vector<std::string> argv = {BinaryDir() + "/expert_worker/jamba-expert-worker",
+                                       "--model",
+                                       model_dir,
+                                       "--port",
+                                       "0",
+                                       "--experts",
+                                       absl::StrJoin(experts, ",")};
+      RETURN_IF_ERROR(worker->Start(argv));
+      ASSIGN_OR_RETURN(std::string address, worker->WaitForAddress());
+      argv[4] = address.substr(address.rfind(':') + 1);  // a restart keeps the port
+      worker_argv_.push_back(std::move(argv));
+      worker_addresses_.push_back(address);
+      targets.push_back(address);
+      workers_.push_back(std::move(worker));
+    }
+    shards.push_back(absl::StrJoin(targets, "|"));
   }
   for (int m = 0; m < mixers; ++m) {
     auto mixer = std::make_unique<Subprocess>();
@@ -61,7 +75,7 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
                                            "--port",
                                            "0",
                                            "--experts",
-                                           absl::StrJoin(worker_addresses_, ",")};
+                                           absl::StrJoin(shards, ",")};
     mixer_argv.insert(mixer_argv.end(), mixer_flags_.begin(), mixer_flags_.end());
     RETURN_IF_ERROR(mixer->Start(mixer_argv));
     ASSIGN_OR_RETURN(std::string address, mixer->WaitForAddress());
@@ -79,13 +93,26 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
     argv.push_back(absl::StrJoin(mixer_addresses_, ","));
   } else if (workers > 0) {
     argv.push_back("--experts");
-    argv.push_back(absl::StrJoin(worker_addresses_, ","));
+    argv.push_back(absl::StrJoin(shards, ","));
   }
   argv.insert(argv.end(), router_flags.begin(), router_flags.end());
   router_ = std::make_unique<Subprocess>();
   RETURN_IF_ERROR(router_->Start(argv));
   ASSIGN_OR_RETURN(router_address_, router_->WaitForAddress());
   return WaitServing(absl::Seconds(60));
+}
+
+absl::Status LocalCluster::RestartWorker(int i) {
+  if (workers_[i]->running()) return absl::FailedPreconditionError("the worker still runs");
+  auto worker = std::make_unique<Subprocess>();
+  RETURN_IF_ERROR(worker->Start(worker_argv_[i]));
+  ASSIGN_OR_RETURN(std::string address, worker->WaitForAddress());
+  if (address != worker_addresses_[i]) {
+    return absl::InternalError(
+        absl::StrCat("restarted on ", address, ", not ", worker_addresses_[i]));
+  }
+  workers_[i] = std::move(worker);
+  return absl::OkStatus();
 }
 
 void LocalCluster::Stop() {
@@ -100,11 +127,15 @@ std::unique_ptr<jamba::v1::JambaService::Stub> LocalCluster::NewStub() const {
 }
 
 absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
-  return WaitHealthServing(router_address_, "jamba.v1.JambaService", timeout);
+  return WaitHealth(true, timeout);
+}
+
+absl::Status LocalCluster::WaitHealth(bool serving, absl::Duration timeout) const {
+  return WaitHealthServing(router_address_, "jamba.v1.JambaService", timeout, serving);
 }
 
 absl::Status WaitHealthServing(const std::string& address, const std::string& service,
-                               absl::Duration timeout) {
+                               absl::Duration timeout, bool serving) {
   auto health = grpc::health::v1::Health::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   const absl::Time deadline = absl::Now() + timeout;
@@ -116,13 +147,16 @@ absl::Status WaitHealthServing(const std::string& address, const std::string& se
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
-    if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
-      return absl::OkStatus();
-    }
-    last = status.ok() ? "NOT_SERVING" : status.error_message();
+    const bool is_serving =
+        status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+    if (status.ok() && is_serving == serving) return absl::OkStatus();
+    last = status.ok()
+               ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+               : status.error_message();
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat(address, " not serving ", service, ": ", last));
+  return absl::DeadlineExceededError(absl::StrCat(address, " health of ", service, " still ", last,
+                                                  " after ", absl::FormatDuration(timeout)));
 }
 
 }  // namespace jamba::testing

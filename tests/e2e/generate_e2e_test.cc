@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "jamba/internal/v1/expert.grpc.pb.h"
 #include "core/status_macros.h"
@@ -152,6 +154,33 @@ TEST_F(GenerateE2ETest, RemoteExpertsMatchInProcessEngineExactly) {
         EXPECT_EQ(remote.tokens(i).top_logprobs(j).logprob(),
                   local.tokens(i).top_logprobs(j).logprob());
       }
+    }
+  }
+}
+
+// Several streams at once run as two micro-batches in ping-pong on the
+// remote router; each must still match the in-process router bit for bit.
+TEST_F(GenerateE2ETest, ConcurrentRemoteStreamsMatchInProcessAlone) {
+  constexpr int kCalls = 6;
+  std::vector<GenerateRequest> requests;
+  std::vector<GenerateResponse> alone(kCalls), together(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    requests.push_back(Greedy(absl::StrCat(kPrompts[i % 3], " and ", i), 10 + i));
+    ASSERT_TRUE(Call(shared->local, requests[i], &alone[i]).ok());
+  }
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCalls; ++i) {
+    threads.emplace_back(
+        [&, i] { statuses[i] = Call(shared->remote, requests[i], &together[i]); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    ASSERT_EQ(together[i].tokens_size(), alone[i].tokens_size()) << i;
+    for (int j = 0; j < alone[i].tokens_size(); ++j) {
+      EXPECT_EQ(together[i].tokens(j).token_id(), alone[i].tokens(j).token_id()) << i << " " << j;
+      EXPECT_EQ(together[i].tokens(j).logprob(), alone[i].tokens(j).logprob()) << i << " " << j;
     }
   }
 }

@@ -36,7 +36,7 @@ class MixerE2ETest : public ::testing::Test {
   void SetUp() override {
     const std::string tiny = testing::SourceDir() + "/tests/testdata/tiny_model";
     ASSERT_TRUE(local_.Start(tiny, 0).ok());
-    const absl::Status started = remote_.Start(tiny, 2, {}, /*mixers=*/2);
+    const absl::Status started = remote_.Start(tiny, 2, {}, /*replicas=*/1, /*mixers=*/2);
     ASSERT_TRUE(started.ok()) << started;
   }
   void TearDown() override {

@@ -43,13 +43,14 @@ TEST(MetricsTest, ExposesEveryFamilyWithPrometheusNames) {
   metrics.SetRunning(3);
   metrics.SetWaiting(2);
   metrics.SetStatePool(100, 1000);
-  metrics.ObserveExpertRoundTrip("s0", 120e-6);
+  metrics.ObserveExpertRoundTrip("s0", 120e-6, 40e-6);
   metrics.CountRoutedTokens(1, 5, 4);
   const std::string text = metrics.Render();
   for (const char* expected :
        {"jamba_time_to_first_token_seconds_bucket", "jamba_inter_token_latency_seconds_count 1",
         "jamba_e2e_request_latency_seconds_sum 0.5", "jamba_request_queue_time_seconds_count 1",
-        "jamba_expert_round_trip_seconds_count{shard=\"s0\"} 1", "jamba_requests_running 3",
+        "jamba_expert_round_trip_seconds_count{shard=\"s0\"} 1",
+        "jamba_expert_worker_seconds_count{shard=\"s0\"} 1", "jamba_requests_running 3",
         "jamba_requests_waiting 2", "jamba_state_pool_used_bytes 100",
         "jamba_state_pool_capacity_bytes 1000", "jamba_prompt_tokens_total 12",
         "jamba_generation_tokens_total 1",
