@@ -8,6 +8,9 @@
 #   bench/load/compare.sh [--prompt_tokens 64] [--output_tokens 32] [--backend cpu]
 #
 # Needs the binaries in $BUILD_DIR (default build/). Takes a few minutes.
+# CHECKPOINT=DIR uses an existing checkpoint; WORK_DIR=DIR keeps the raw
+# results and metrics there; NO_REPORT=1 skips the Python report (run
+# bench/load/report.py on WORK_DIR later, e.g. on a machine without PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,15 +26,16 @@ done
 build="${BUILD_DIR:-build}"
 checkpoint="${CHECKPOINT:-/tmp/jamba-tiny-dev-bf16}"
 out=bench/results
-work=$(mktemp -d /tmp/jamba-compare.XXXXXX)
+work="${WORK_DIR:-$(mktemp -d /tmp/jamba-compare.XXXXXX)}"
+mkdir -p "$work"
 venv=.venv-bench
 
-if [ ! -x "$venv/bin/python" ]; then
+if [ "${NO_REPORT:-0}" != 1 ] && [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r bench/requirements.txt
 fi
 if [ ! -f "$checkpoint/model.safetensors" ]; then
-  "$venv/bin/python" tools/make_random_checkpoint.py "$checkpoint" --preset tiny-dev --dtype bf16
+  "$venv/bin/python" tools/make_random_checkpoint.py --preset tiny-dev --dtype bfloat16 --out "$checkpoint"
 fi
 
 pids=()
@@ -41,6 +45,12 @@ stop_all() {
   pids=()
 }
 trap stop_all EXIT
+
+scrape() {  # GET http://$1/metrics into $2
+  curl -s "http://$1/metrics" >"$2" 2>/dev/null ||
+    python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" \
+      "http://$1/metrics" >"$2"
+}
 
 address_of() {  # waits for "listening on HOST:PORT" in $1
   for _ in $(seq 1 1200); do
@@ -72,18 +82,25 @@ for mode in inproc remote; do
   for _ in $(seq 1 600); do "$build/client/jamba-client" health --target "$router" >/dev/null 2>&1 && break; sleep 0.1; done
   for streams in 1 4 16 32; do
     requests=$((streams * 2 > 8 ? streams * 2 : 8))
-    [ -n "$metrics" ] && curl -s "http://$metrics/metrics" >"$work/metrics_${mode}_${streams}_before.txt"
-    echo "== $mode experts, $streams streams, $requests requests"
+    [ -n "$metrics" ] && scrape "$metrics" "$work/metrics_${mode}_${streams}_before.txt"
+    loadavg=$(cut -d' ' -f1 /proc/loadavg)  # the machine may be shared: note how busy it was
+    echo "== $mode experts, $streams streams, $requests requests (load average $loadavg)"
     line=$("$build/bench/jamba-load" --target "$router" --concurrency "$streams" --requests "$requests" \
-      --prompt_tokens "$prompt_tokens" --output_tokens "$output_tokens" --json | tee /dev/stderr | tail -1)
-    [ -n "$metrics" ] && curl -s "http://$metrics/metrics" >"$work/metrics_${mode}_${streams}_after.txt"
-    echo "{\"mode\":\"$mode\",\"streams\":$streams,\"load\":$line}" >>"$results"
+      --prompt_tokens "$prompt_tokens" --output_tokens "$output_tokens" --json | tee /dev/stderr | tail -1 || true)
+    [ -n "$metrics" ] && scrape "$metrics" "$work/metrics_${mode}_${streams}_after.txt"
+    echo "{\"mode\":\"$mode\",\"streams\":$streams,\"loadavg\":$loadavg,\"load\":$line}" >>"$results"
   done
   stop_all
 done
 
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+echo "$cpu" >"$work/cpu.txt"
+if [ "${NO_REPORT:-0}" = 1 ]; then
+  echo "results in $work (no report)"
+  exit 0
+fi
 cp "$results" "$out/load_comparison.jsonl"
 "$venv/bin/python" bench/load/report.py "$results" "$work" "$out/load_comparison" \
   --command "bench/load/compare.sh --prompt_tokens $prompt_tokens --output_tokens $output_tokens --backend $backend" \
-  --cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+  --cpu "$cpu"
 echo "wrote $out/load_comparison.md and $out/load_comparison.png (logs in $work)"

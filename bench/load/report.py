@@ -4,8 +4,10 @@
     report.py RESULTS.jsonl WORK_DIR OUT_PREFIX --command CMD --cpu TEXT
 
 Expert round trips come from the router's jamba_expert_round_trip_seconds
-histogram, scraped before and after each run; p50 is interpolated within
-the bucket that holds it.
+histogram and the workers' share of them from jamba_expert_worker_seconds
+(the time each worker reports from reading a request to answering it),
+scraped before and after each run; p50 is interpolated within the bucket
+that holds it.
 """
 import argparse
 import collections
@@ -18,16 +20,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-BUCKET = re.compile(r'^jamba_expert_round_trip_seconds_bucket\{(.*)\} ([0-9.e+-]+)$')
+RTT = "jamba_expert_round_trip_seconds"
+WORKER = "jamba_expert_worker_seconds"
 
 
-def buckets(path):
-    """{le: count} summed over shards, or {} when the file is missing."""
+def buckets(path, name=RTT):
+    """{le: count} of histogram `name` summed over shards, or {} when the file is missing."""
     counts = collections.Counter()
     if not os.path.exists(path):
         return counts
+    bucket = re.compile(r'^' + name + r'_bucket\{(.*)\} ([0-9.e+-]+)$')
     for line in open(path):
-        m = BUCKET.match(line.strip())
+        m = bucket.match(line.strip())
         if m:
             le = re.search(r'le="([^"]+)"', m.group(1)).group(1)
             counts[float("inf") if le == "+Inf" else float(le)] += float(m.group(2))
@@ -58,6 +62,7 @@ def main():
     args = ap.parse_args()
     rows = [json.loads(line) for line in open(args.results) if line.strip()]
     by = {(r["mode"], r["streams"]): r["load"] for r in rows}
+    loadavg = {(r["mode"], r["streams"]): r.get("loadavg") for r in rows}
     streams = sorted({r["streams"] for r in rows})
     lines = [
         "# Serving comparison: in-process vs remote experts",
@@ -66,16 +71,19 @@ def main():
         f"Machine: {args.cpu}. Checkpoint: random weights, Jamba-tiny-dev shape (bf16).",
         "",
         "| streams | experts | tokens/s | TTFT p50 / p90 / p99 (ms) | ITL p50 / p90 / p99 (ms) "
-        "| E2E p50 / p99 (s) | failed | expert RTT p50 (µs) | remote / in-process |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| E2E p50 / p99 (s) | failed | expert RTT p50 (µs) | of which worker p50 (µs) "
+        "| remote / in-process | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in streams:
         for mode in ("inproc", "remote"):
             r = by.get((mode, s))
             if r is None:
                 continue
-            rtt = p50(buckets(f"{args.work}/metrics_{mode}_{s}_before.txt"),
-                      buckets(f"{args.work}/metrics_{mode}_{s}_after.txt"))
+            before = f"{args.work}/metrics_{mode}_{s}_before.txt"
+            after = f"{args.work}/metrics_{mode}_{s}_after.txt"
+            rtt = p50(buckets(before), buckets(after))
+            worker = p50(buckets(before, WORKER), buckets(after, WORKER))
             ratio = ""
             if mode == "remote" and ("inproc", s) in by and by[("inproc", s)]["tokens_per_s"] > 0:
                 ratio = f"{r['tokens_per_s'] / by[('inproc', s)]['tokens_per_s']:.2f}"
@@ -84,7 +92,9 @@ def main():
                 f"{1e3*r['ttft_p50']:.1f} / {1e3*r['ttft_p90']:.1f} / {1e3*r['ttft_p99']:.1f} | "
                 f"{1e3*r['itl_p50']:.1f} / {1e3*r['itl_p90']:.1f} / {1e3*r['itl_p99']:.1f} | "
                 f"{r['e2e_p50']:.2f} / {r['e2e_p99']:.2f} | {r['failed']} | "
-                f"{'' if rtt is None else f'{1e6*rtt:.0f}'} | {ratio} |")
+                f"{'' if rtt is None else f'{1e6*rtt:.0f}'} | "
+                f"{'' if worker is None else f'{1e6*worker:.0f}'} | {ratio} | "
+                f"{loadavg.get((mode, s)) or ''} |")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
