@@ -151,6 +151,7 @@ grpc::ServerUnaryReactor* ExpertServiceImpl::GetShardInfo(grpc::CallbackServerCo
   response->set_hidden_size(config_.hidden_size);
   for (const std::string& pair : hosted_) response->add_experts(pair);
   response->set_weight_bytes(options_.weight_bytes);
+  response->set_requests_answered(answered_.load());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -169,6 +170,7 @@ ExpertResponse ExpertServiceImpl::Handle(const ExpertRequest& request, absl::Tim
   }
   response.set_tag(request.tag());
   response.set_worker_us(absl::ToInt64Microseconds(absl::Now() - received));
+  answered_.fetch_add(1);
   return response;
 }
 

@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -82,6 +83,7 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
   kernels::Backend* const backend_;
   const ExpertServiceOptions options_;
   std::vector<std::string> hosted_;
+  std::atomic<uint64_t> answered_{0};  // requests answered
 
   absl::Mutex compute_mu_;  // experts_ and backend_: one caller at a time
 

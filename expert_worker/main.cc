@@ -19,6 +19,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -49,6 +51,9 @@ ABSL_FLAG(std::string, experts, "", "experts of every MoE layer to host, e.g. 0-
 ABSL_FLAG(std::string, placement, "", "placement JSON file (with --shard)");
 ABSL_FLAG(std::string, shard, "", "this worker's shard in --placement");
 ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Milliseconds(jamba::rpc::kMaxConnectionAgeMs),
+          "connections older than this get GOAWAY, so that clients re-resolve their target and "
+          "find replicas added since");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM, how long calls in flight may take before they are cancelled");
 
@@ -144,7 +149,12 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(HostPort(host, port), credentials, &bound_port);
-  rpc::ConfigureInternalServer(&builder);
+  const absl::Duration max_age = absl::GetFlag(FLAGS_max_connection_age);
+  if (max_age < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("--max_connection_age must be at least 100ms");
+  }
+  rpc::ConfigureInternalServer(
+      &builder, static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(max_age), INT32_MAX)));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

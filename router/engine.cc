@@ -32,7 +32,7 @@ struct Engine::Sequence {
   bool done = false;
 };
 
-Engine::Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options,
+Engine::Engine(mixer::Mixer* mixer, const Tokenizer* tokenizer, EngineOptions options,
                Metrics* metrics)
     : mixer_(mixer), tokenizer_(tokenizer), options_(options), metrics_(metrics) {
   thread_ = std::thread([this] { Loop(); });
@@ -226,12 +226,13 @@ bool Engine::Step() {
   if (!steps.empty()) {
     absl::Time deadline = absl::InfiniteFuture();
     for (const Sequence* seq : stepped) deadline = std::min(deadline, seq->request.deadline);
-    absl::StatusOr<Tensor> logits = mixer_->Forward(steps, deadline);
+    std::vector<absl::Status> step_status(steps.size());
+    absl::StatusOr<Tensor> logits = mixer_->Forward(steps, deadline, absl::MakeSpan(step_status));
     const int64_t V = mixer_->config().vocab_size;
     for (size_t i = 0; i < stepped.size(); ++i) {
       Sequence& seq = *stepped[i];
-      if (!logits.ok()) {
-        Fail(seq, logits.status());
+      if (!logits.ok() || !step_status[i].ok()) {
+        Fail(seq, logits.ok() ? step_status[i] : logits.status());
         continue;
       }
       if (seq.prefilled < seq.request.prompt.size()) {

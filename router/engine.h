@@ -3,7 +3,7 @@
 // Requests wait in a bounded queue and join the running batch between
 // steps. Each step feeds every running sequence either its next prompt
 // chunk (within a per-step token budget) or its last sampled token, runs
-// one batched MixerExecutor::Forward, then samples, detokenizes, checks
+// one batched Mixer::Forward, then samples, detokenizes, checks
 // stop conditions and notifies observers. Submit and Cancel are
 // thread-safe; everything else runs on the engine's own thread.
 #pragma once
@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "mixer_worker/mixer_executor.h"
+#include "mixer_worker/mixer.h"
 #include "router/generation.h"
 #include "router/metrics.h"
 #include "router/tokenizer.h"
@@ -40,7 +40,7 @@ class Engine {
 
   // `mixer`, `tokenizer` (null: ids only) and `metrics` (may be null) must
   // outlive the engine.
-  Engine(mixer::MixerExecutor* mixer, const Tokenizer* tokenizer, EngineOptions options,
+  Engine(mixer::Mixer* mixer, const Tokenizer* tokenizer, EngineOptions options,
          Metrics* metrics = nullptr);
   ~Engine();  // cancels everything and joins the thread
 
@@ -75,7 +75,7 @@ class Engine {
 
   void PublishGauges();
 
-  mixer::MixerExecutor* mixer_;
+  mixer::Mixer* mixer_;
   const Tokenizer* tokenizer_;
   EngineOptions options_;
   Metrics* metrics_;

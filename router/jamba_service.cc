@@ -14,7 +14,7 @@ namespace jamba::router {
 
 using jamba::v1::GenerateRequest;
 
-JambaServiceImpl::JambaServiceImpl(Engine* engine, const mixer::MixerExecutor* mixer,
+JambaServiceImpl::JambaServiceImpl(Engine* engine, const mixer::Mixer* mixer,
                                    const Tokenizer* tokenizer, RequestLimits limits,
                                    Metrics* metrics)
     : engine_(engine), mixer_(mixer), tokenizer_(tokenizer), limits_(limits), metrics_(metrics) {}
@@ -62,8 +62,8 @@ grpc::ServerUnaryReactor* JambaServiceImpl::GetModelInfo(grpc::CallbackServerCon
                                                          const jamba::v1::GetModelInfoRequest*,
                                                          jamba::v1::ModelInfo* info) {
   const model::JambaConfig& c = mixer_->config();
-  info->set_model(mixer_->checkpoint().dir());
-  std::ifstream config_file(mixer_->checkpoint().dir() + "/config.json");
+  info->set_model(mixer_->model_dir());
+  std::ifstream config_file(mixer_->model_dir() + "/config.json");
   std::stringstream config_text;
   config_text << config_file.rdbuf();
   info->set_config_json(config_text.str());

@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "jamba/v1/jamba.grpc.pb.h"
-#include "mixer_worker/mixer_executor.h"
+#include "mixer_worker/mixer.h"
 #include "router/engine.h"
 #include "router/metrics.h"
 #include "router/request_validation.h"
@@ -23,7 +23,7 @@ namespace jamba::router {
 class JambaServiceImpl final : public jamba::v1::JambaService::CallbackService {
  public:
   // All pointers must outlive the service; `tokenizer` may be null.
-  JambaServiceImpl(Engine* engine, const mixer::MixerExecutor* mixer, const Tokenizer* tokenizer,
+  JambaServiceImpl(Engine* engine, const mixer::Mixer* mixer, const Tokenizer* tokenizer,
                    RequestLimits limits, Metrics* metrics = nullptr);
 
   grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
@@ -43,7 +43,7 @@ class JambaServiceImpl final : public jamba::v1::JambaService::CallbackService {
                                             const jamba::v1::GenerateRequest& request) const;
 
   Engine* engine_;
-  const mixer::MixerExecutor* mixer_;
+  const mixer::Mixer* mixer_;
   const Tokenizer* tokenizer_;
   RequestLimits limits_;
   Metrics* metrics_;

@@ -26,6 +26,10 @@ ABSL_FLAG(std::string, experts, "",
           "remote expert shards: comma-separated shards, each a |-separated list of replica "
           "targets; expert e of every MoE layer goes to shard e mod S. Empty: in-process");
 ABSL_FLAG(std::string, placement, "", "expert placement map (JSON) instead of --experts");
+ABSL_FLAG(std::string, mixers, "",
+          "data-parallel mixer workers: comma-separated targets, each host:port (one replica) "
+          "or dns:///name:port (every address the name resolves to, re-resolved). Empty: the "
+          "mixer runs in the router");
 ABSL_FLAG(std::string, tokenizer, "", "SentencePiece model (default: <model>/tokenizer.model)");
 ABSL_FLAG(std::string, backend, "cpu", "cpu, cuda or auto");
 ABSL_FLAG(int, max_running, 32, "sequences in the running batch");
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
        absl::StrSplit(absl::GetFlag(FLAGS_experts), ',', absl::SkipEmpty())) {
     options.expert_shards.push_back(absl::StrSplit(shard, '|', absl::SkipEmpty()));
   }
+  options.mixer_targets = absl::StrSplit(absl::GetFlag(FLAGS_mixers), ',', absl::SkipEmpty());
   options.engine.max_running = absl::GetFlag(FLAGS_max_running);
   options.engine.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.engine.max_step_tokens = absl::GetFlag(FLAGS_max_step_tokens);

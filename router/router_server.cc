@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "mixer_worker/in_process_mixer.h"
+#include "mixer_worker/remote_mixers.h"
 #include "model/config.h"
 #include "router/tokenizer_sentencepiece.h"
 #include "rpc/expert_placement.h"
@@ -50,7 +52,17 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     metrics->CountRoutedTokens(layer, expert, rows);
   };
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(options.model_dir));
-  if (!options.placement_path.empty()) {
+  if (!options.mixer_targets.empty()) {
+    if (!options.placement_path.empty() || !options.expert_shards.empty()) {
+      return absl::InvalidArgumentError(
+          "--mixers: the mixer workers call the experts; drop --experts and --placement");
+    }
+    Log(absl::StrCat("using ", options.mixer_targets.size(), " mixer worker target(s)"));
+    mixer::RemoteMixersOptions remote;
+    remote.on_routed = mixer_options.on_routed;
+    ASSIGN_OR_RETURN(r->mixer_, mixer::RemoteMixers::Create(options.model_dir, config,
+                                                            options.mixer_targets, remote));
+  } else if (!options.placement_path.empty()) {
     ASSIGN_OR_RETURN(rpc::ExpertPlacement placement,
                      rpc::ExpertPlacement::Load(options.placement_path, config));
     mixer_options.placement = std::make_shared<rpc::ExpertPlacement>(std::move(placement));
@@ -59,9 +71,13 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
                      rpc::ExpertPlacement::RoundRobin(config, options.expert_shards));
     mixer_options.placement = std::make_shared<rpc::ExpertPlacement>(std::move(placement));
   }
-  Log(absl::StrCat("loading ", options.model_dir, " (", config.num_hidden_layers, " layers, ",
-                   mixer_options.placement ? "remote" : "in-process", " experts)"));
-  ASSIGN_OR_RETURN(r->mixer_, mixer::MixerExecutor::Create(mixer_options));
+  if (r->mixer_ == nullptr) {
+    Log(absl::StrCat("loading ", options.model_dir, " (", config.num_hidden_layers, " layers, ",
+                     mixer_options.placement ? "remote" : "in-process", " experts)"));
+    ASSIGN_OR_RETURN(std::unique_ptr<mixer::MixerExecutor> executor,
+                     mixer::MixerExecutor::Create(mixer_options));
+    r->mixer_ = std::make_unique<mixer::InProcessMixer>(std::move(executor));
+  }
 
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
       options.tokenizer_path.empty() ? LoadTokenizerForModel(options.model_dir)
@@ -109,9 +125,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   r->health_.SetMainServer(r->server_.get());
   r->health_.Set("", true);
   r->SetServing(false);
-  Log("waiting for the expert shards");
-  absl::Status experts = r->mixer_->CheckExperts(absl::Seconds(60));
-  if (!experts.ok()) Log(absl::StrCat("expert shards not ready: ", experts.ToString()));
+  Log(options.mixer_targets.empty() ? "waiting for the expert shards"
+                                    : "waiting for the mixer workers");
+  absl::Status experts = r->mixer_->CheckReady(absl::Seconds(60));
+  if (!experts.ok()) Log(absl::StrCat("not ready: ", experts.ToString()));
   r->SetServing(experts.ok());
   if (experts.ok()) Log("serving");
   r->monitor_ = std::thread(
@@ -141,11 +158,10 @@ void RouterServer::MonitorHealth(absl::Duration interval) {
       failed_.Notify();
       return;
     }
-    const absl::Status experts = mixer_->CheckExperts(interval);
+    const absl::Status experts = mixer_->CheckReady(interval);
     if (experts.ok() != serving) {
       serving = experts.ok();
-      Log(serving ? "expert shards answer again: serving"
-                  : absl::StrCat("not serving: ", experts.ToString()));
+      Log(serving ? "ready again: serving" : absl::StrCat("not serving: ", experts.ToString()));
     }
     SetServing(serving && mixer_->Health().ok());
   }

@@ -1,10 +1,12 @@
-// RouterServer: assembles the router process — mixer executor, tokenizer,
+// RouterServer: assembles the router process — mixer (in-process, or a pool
+// of mixer workers), tokenizer,
 // engine, gRPC server with JambaService, health and reflection — and keeps
 // the health status true: "jamba.v1.JambaService" (readiness) is
 // NOT_SERVING until the weights are loaded and every expert shard has a
-// replica that answers, and again when one has none; it is never SERVING
-// once the engine broke (failed()). "" (liveness) is SERVING while the
-// process works and turns NOT_SERVING only on drain.
+// replica that answers (with mixer workers: until one of them is serving),
+// and again when that stops; it is never SERVING once the engine broke
+// (failed()). "" (liveness) is SERVING while the process works and turns
+// NOT_SERVING only on drain.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -18,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "mixer_worker/mixer_executor.h"
+#include "mixer_worker/mixer.h"
 #include "router/engine.h"
 #include "router/jamba_service.h"
 #include "router/metrics.h"
@@ -35,6 +37,9 @@ struct RouterOptions {
   std::string tokenizer_path;  // default: <model_dir>/tokenizer.model if present
   std::vector<std::vector<std::string>> expert_shards;  // empty: in-process experts
   std::string placement_path;                           // instead of expert_shards
+  // Data-parallel mixer workers ("host:port" or "dns:///name:port" each);
+  // empty: the mixer runs in this process. They call the experts themselves.
+  std::vector<std::string> mixer_targets;
   EngineOptions engine;
   int max_new_tokens_limit = 4096;
   absl::Duration expert_timeout = absl::Seconds(30);
@@ -75,7 +80,7 @@ class RouterServer {
 
   Metrics metrics_;
   security::HealthStatus health_;
-  std::unique_ptr<mixer::MixerExecutor> mixer_;
+  std::unique_ptr<mixer::Mixer> mixer_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<JambaServiceImpl> service_;

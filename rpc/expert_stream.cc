@@ -54,7 +54,7 @@ std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* 
 bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
                         std::shared_ptr<PendingResponses> sink, int slot) {
   absl::MutexLock lock(&mu_);
-  if (broken_) return false;
+  if (broken_ || retiring_) return false;
   waiting_[request->tag()] = Waiter{std::move(sink), slot};
   writes_.push_back(std::move(request));
   if (!writing_) {
@@ -67,6 +67,16 @@ bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
 void ExpertStream::Abandon(uint64_t tag) {
   absl::MutexLock lock(&mu_);
   waiting_.erase(tag);
+}
+
+void ExpertStream::Retire() {
+  absl::MutexLock lock(&mu_);
+  if (broken_ || retiring_) return;
+  retiring_ = true;
+  if (!writing_) {
+    writes_done_ = true;
+    StartWritesDone();
+  }
 }
 
 bool ExpertStream::broken() {
@@ -111,7 +121,12 @@ void ExpertStream::OnWriteDone(bool ok) {
     }
     if (broken_) writes_.clear();
     writing_ = !writes_.empty();
-    if (writing_) StartWrite(writes_.front().get());
+    if (writing_) {
+      StartWrite(writes_.front().get());
+    } else if (retiring_ && !broken_ && !writes_done_) {
+      writes_done_ = true;
+      StartWritesDone();
+    }
   }
   // A failed write means the call is over; make sure the read ends too.
   if (cancel) context_.TryCancel();

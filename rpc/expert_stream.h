@@ -66,7 +66,12 @@ class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertR
             int slot);
   // Forgets `tag`: a late response is dropped.
   void Abandon(uint64_t tag);
+  // Takes no more requests (Send returns false); once the queued ones are
+  // written, half-closes the stream. The worker answers every request it
+  // has read, then ends the stream, so nothing sent is lost.
+  void Retire();
   bool broken();
+  absl::Time started() const { return started_; }
   // Cancels the call (waiting requests fail); then WaitDone returns once the
   // library is finished with this stream.
   void Cancel();
@@ -86,12 +91,15 @@ class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertR
   };
 
   const std::string description_;
+  const absl::Time started_ = absl::Now();
   grpc::ClientContext context_;
   ExpertResponse response_;  // the read in flight; touched only by reactions
 
   absl::Mutex mu_;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool retiring_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone was called
   // Requests not yet written; the front one is in flight while writing_.
   std::deque<std::shared_ptr<const ExpertRequest>> writes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiting_ ABSL_GUARDED_BY(mu_);

@@ -7,7 +7,7 @@
 
 namespace jamba::rpc {
 
-grpc::ChannelArguments InternalChannelArguments() {
+grpc::ChannelArguments InternalChannelArguments(const char* health_service) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -24,12 +24,12 @@ grpc::ChannelArguments InternalChannelArguments() {
   // Our service config, never one from DNS TXT records.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   args.SetServiceConfigJSON(std::string(R"({"loadBalancingConfig": [{"round_robin": {}}],)") +
-                            R"( "healthCheckConfig": {"serviceName": ")" + kExpertHealthService +
+                            R"( "healthCheckConfig": {"serviceName": ")" + health_service +
                             R"("}})");
   return args;
 }
 
-void ConfigureInternalServer(grpc::ServerBuilder* builder) {
+void ConfigureInternalServer(grpc::ServerBuilder* builder, int max_connection_age_ms) {
   builder->SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder->SetMaxSendMessageSize(kMaxMessageBytes);
   // Accept the clients' keepalive pings (the default minimum is 5 minutes,
@@ -37,7 +37,7 @@ void ConfigureInternalServer(grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                               kKeepaliveTimeMs / 2);
-  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, kMaxConnectionAgeMs);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, max_connection_age_ms);
   builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
 }
 

@@ -24,14 +24,18 @@ inline constexpr int kMaxConnectionAgeMs = 120'000;
 inline constexpr int kMaxReconnectBackoffMs = 1'000;
 // The health service that client-side health checking watches on workers.
 inline constexpr char kExpertHealthService[] = "jamba.internal.v1.ExpertService";
+// The same for mixer workers.
+inline constexpr char kMixerHealthService[] = "jamba.internal.v1.MixerService";
 
 // Channel arguments for internal clients: receive limit, keepalive, and a
 // service config with round_robin and client-side health checking (a
 // dns:///name:port target with several A records spreads new calls over
 // the healthy ones; a host:port target behaves as one address).
-grpc::ChannelArguments InternalChannelArguments();
+// `health_service` is the service name whose health is checked.
+grpc::ChannelArguments InternalChannelArguments(const char* health_service = kExpertHealthService);
 // Receive limit, keepalive acceptance and connection age for internal
 // servers.
-void ConfigureInternalServer(grpc::ServerBuilder* builder);
+void ConfigureInternalServer(grpc::ServerBuilder* builder,
+                             int max_connection_age_ms = kMaxConnectionAgeMs);
 
 }  // namespace jamba::rpc

@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
@@ -16,6 +17,11 @@ namespace jamba::rpc {
 
 using ::jamba::internal::v1::ShardInfoRequest;
 using ::jamba::internal::v1::ShardInfoResponse;
+
+namespace {
+// Tries one call may make on one dns:/// target (a new stream each time).
+constexpr int kDnsTargetTries = 3;
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RemoteExperts>> RemoteExperts::Create(ExpertPlacement placement,
                                                                      int64_t hidden_size,
@@ -53,6 +59,8 @@ RemoteExperts::RemoteExperts(ExpertPlacement placement, int64_t hidden_size,
       replica->description = absl::StrCat("shard \"", spec.name, "\" (target ", target, ")");
       replica->channel = grpc::CreateCustomChannel(target, credentials, InternalChannelArguments());
       replica->stub = ExpertService::NewStub(replica->channel);
+      replica->stream_max_age = options_.stream_max_age;
+      replica->max_tries = absl::StartsWith(target, "dns:") ? kDnsTargetTries : 1;
       shard->replicas.push_back(std::move(replica));
     }
     shards_.push_back(std::move(shard));
@@ -73,7 +81,7 @@ RemoteExperts::Replica* RemoteExperts::PickReplica(Shard& shard,
   int best_rank = 3;
   for (size_t i = 0; i < n && best_rank > 0; ++i) {
     Replica* replica = shard.replicas[(start + i) % n].get();
-    if (std::find(tried.begin(), tried.end(), replica) != tried.end()) continue;
+    if (std::count(tried.begin(), tried.end(), replica) >= replica->max_tries) continue;
     const grpc_connectivity_state state = replica->channel->GetState(false);
     const int rank = state == GRPC_CHANNEL_READY || state == GRPC_CHANNEL_IDLE ? 0
                      : state == GRPC_CHANNEL_CONNECTING                        ? 1

@@ -1,11 +1,13 @@
 // RemoteExperts: the ExpertRunner that sends each MoE layer's routed rows to
 // expert-worker shards over gRPC and combines the answers.
 //
-// Per shard target (replica) it keeps one channel and one long-lived Compute
-// stream with any number of tagged requests in flight; a broken stream is
-// replaced on the next call. Submit sends one request per shard, to all
-// shards at once, and returns; Wait sums the outputs on the calling thread
-// in GroupByExpert order, so with the F32 wire dtype the result is
+// Per shard target (replica) it keeps one channel and one Compute stream
+// with any number of tagged requests in flight; a broken stream is replaced
+// on the next call, and one older than stream_max_age is retired (it ends
+// once answered) and replaced, so that a new stream goes to the next
+// healthy address of a DNS target. Submit sends one request per shard, to
+// all shards at once, and returns; Wait sums the outputs on the calling
+// thread in GroupByExpert order, so with the F32 wire dtype the result is
 // bit-identical to LocalExperts::Run on the same backend.
 //
 // Failover: experts are stateless, so a request whose stream breaks (the
@@ -51,6 +53,10 @@ struct RemoteExpertsOptions {
   int64_t max_request_bytes = kMaxMessageBytes;
   // Channel credentials; insecure when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // A replica's Compute stream is replaced by a new one once it is this old
+  // (the old one ends after its answers), so that round_robin spreads a
+  // shard's traffic over its replicas, including ones added since.
+  absl::Duration stream_max_age = absl::Seconds(1);
   // Called after each answered request with the shard's name, the time
   // from sending the request to receiving its response, and the part of it
   // the worker reported spending on the request (for metrics).
@@ -106,9 +112,10 @@ class RemoteExperts final : public model::ExpertRunner {
   RemoteExperts(ExpertPlacement placement, int64_t hidden_size, kernels::Backend* backend,
                 RemoteExpertsOptions options);
 
-  // The next replica of `shard` in turn that is not in `tried`: ready or
-  // idle channels first, then connecting ones, then any; null when every
-  // replica was tried.
+  // The next replica of `shard` in turn that is not in `tried` (a dns:///
+  // target may be tried a few times: its next stream goes to another
+  // address): ready or idle channels first, then connecting ones, then any;
+  // null when every replica was tried.
   Replica* PickReplica(Shard& shard, const std::vector<Replica*>& tried);
   absl::Time deadline() const {
     const int64_t ns = deadline_ns_.load();

@@ -19,16 +19,23 @@ struct RemoteExperts::Replica {
   std::string description;  // shard "s0" (target 127.0.0.1:5001)
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<ExpertService::Stub> stub;
+  absl::Duration stream_max_age = absl::InfiniteDuration();
+  // How often one call may try this target: a dns:/// name stands for every
+  // address it resolves to, and a fresh stream goes to another healthy one.
+  int max_tries = 1;
 
   absl::Mutex mu;
   std::shared_ptr<ExpertStream> stream ABSL_GUARDED_BY(mu);
   // Broken streams gRPC may not be done with yet.
   std::vector<std::shared_ptr<ExpertStream>> retired ABSL_GUARDED_BY(mu);
 
-  // The open stream, started anew when there is none or it broke.
+  // The open stream, started anew when there is none, it broke or it is
+  // old enough to retire (a retired stream ends once its answers are in).
   std::shared_ptr<ExpertStream> GetStream() {
     absl::MutexLock lock(&mu);
-    if (stream == nullptr || stream->broken()) {
+    const bool old = stream != nullptr && absl::Now() - stream->started() >= stream_max_age;
+    if (old) stream->Retire();
+    if (stream == nullptr || old || stream->broken()) {
       std::vector<std::shared_ptr<ExpertStream>> live;
       for (auto& s : retired) {
         if (!s->done()) live.push_back(std::move(s));

@@ -8,6 +8,7 @@ packages=(cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev nlohmann-json3-dev libsentencepiece-dev libgtest-dev libgmock-dev
   libbenchmark-dev prometheus-cpp-dev libssl-dev openssl
+  iproute2  # ip netns for the multi-host test (tests/e2e/netns_e2e_test.cc)
   clang libclang-rt-14-dev)  # clang + libFuzzer/sanitizer runtimes: scripts/fuzz.sh
 missing=()
 for p in "${packages[@]}"; do

@@ -4,7 +4,7 @@
 #
 #   stage-binaries.sh BUILD_DIR OUT_DIR [EXCLUDE_REGEX]
 #
-# Writes OUT_DIR/bin/{jamba-router,jamba-expert-worker,jamba-client} and
+# Writes OUT_DIR/bin/{jamba-router,jamba-mixer-worker,jamba-expert-worker,jamba-client} and
 # OUT_DIR/runtime-packages.txt (one package a line, sorted). Packages whose
 # name matches EXCLUDE_REGEX are left out (the CUDA runtime base image
 # already holds the CUDA libraries). Fails if a library belongs to no package.
@@ -17,7 +17,8 @@ fi
 build="$1" out="$2" exclude="${3:-^$}"
 
 mkdir -p "$out/bin"
-for bin in router/jamba-router expert_worker/jamba-expert-worker client/jamba-client; do
+for bin in router/jamba-router mixer_worker/jamba-mixer-worker expert_worker/jamba-expert-worker \
+  client/jamba-client; do
   [ -x "$build/$bin" ] || { echo "stage-binaries: $build/$bin was not built" >&2; exit 1; }
   install -m 0755 "$build/$bin" "$out/bin/"
 done

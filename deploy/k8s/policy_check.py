@@ -16,14 +16,19 @@ schema cannot: the serving conventions of deploy/README.md. Every workload
 - an image with an explicit tag other than "latest" (or a digest);
 - runAsNonRoot, no privilege escalation, a read-only root filesystem;
 - CPU and memory requests and limits; with --expect-gpu, an nvidia.com/gpu
-  limit of at least 1 on every container, and without it none at all;
+  limit of at least 1 on every container that runs the model (all but a
+  router with --mixers, which must have none), and without it none at all;
 - with --expect-hpa, an HPA on every expert shard Deployment, on a
   non-resource metric; a Deployment an HPA manages sets no spec.replicas.
 
 And the placement ConfigMap must agree with the objects: every shard target
 is dns:///<service>.<namespace>.svc.cluster.local:<port> of a headless
 Service with that port, selecting the pods of a Deployment started with
---shard=<that shard>. Prints every violation; exit code 1 if any, else 0.
+--shard=<that shard>. A router with --mixers has neither --placement nor
+--experts, and each of its mixer targets is dns:///<service>...:<port> of a
+headless Service with that port selecting the pods of a workload that runs
+jamba-mixer-worker with --placement. Prints every violation; exit code 1 if
+any, else 0.
 """
 import argparse
 import json
@@ -93,6 +98,7 @@ class Checker:
             self.check_workload(workload)
         self.check_hpas(workloads)
         self.check_placement(workloads)
+        self.check_mixers(workloads)
         return self.errors
 
     def check_workload(self, w):
@@ -110,7 +116,7 @@ class Checker:
             self.check_probes(w, c, where)
             self.check_image(w, c, where)
             self.check_security(w, c, pod_security, where)
-            self.check_resources(w, c, where)
+            self.check_resources(w, c, where, needs_gpu=not is_mixer_client(c))
             pre_stop = (c.get("lifecycle") or {}).get("preStop")
             if pre_stop is None:
                 self.error(w, f"{where}: no preStop hook")
@@ -162,15 +168,18 @@ class Checker:
         if sc.get("readOnlyRootFilesystem") is not True:
             self.error(w, f"{where}: readOnlyRootFilesystem is not true")
 
-    def check_resources(self, w, c, where):
+    def check_resources(self, w, c, where, needs_gpu):
         resources = c.get("resources", {})
         for part in ("requests", "limits"):
             for resource in ("cpu", "memory"):
                 if resource not in resources.get(part, {}):
                     self.error(w, f"{where}: no {resource} {part[:-1]}")
         gpus = resources.get("limits", {}).get("nvidia.com/gpu")
-        if self.expect_gpu and (gpus is None or int(gpus) < 1):
+        if self.expect_gpu and needs_gpu and (gpus is None or int(gpus) < 1):
             self.error(w, f"{where}: no nvidia.com/gpu limit")
+        if self.expect_gpu and not needs_gpu and gpus is not None:
+            self.error(w, f"{where}: nvidia.com/gpu limit on a router with --mixers, "
+                          "which runs no model layers")
         if not self.expect_gpu and gpus is not None:
             self.error(w, f"{where}: nvidia.com/gpu limit in an overlay without GPUs")
         requested = resources.get("requests", {}).get("nvidia.com/gpu")
@@ -237,6 +246,67 @@ class Checker:
         for shard, workload in shard_workloads.items():
             if shard not in names:
                 self.error(workload, f"--shard={shard} is not in the placement")
+
+
+    def check_mixers(self, workloads):
+        services = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s
+                    for s in self.of_kind("Service")}
+        mixer_workloads = [w for w in workloads
+                           if any(command_of(c) == "jamba-mixer-worker" for c in containers(w))]
+        for w in mixer_workloads:
+            for c in containers(w):
+                if command_of(c) == "jamba-mixer-worker" and \
+                        flag_value(c.get("args", []), "placement") is None:
+                    self.error(w, f"container {c['name']}: jamba-mixer-worker without --placement")
+        for w in workloads:
+            for c in containers(w):
+                if not is_mixer_client(c):
+                    continue
+                where = f"container {c['name']}"
+                args = c.get("args", [])
+                for flag in ("placement", "experts"):
+                    if flag_value(args, flag) is not None:
+                        self.error(w, f"{where}: --{flag} together with --mixers (the mixer "
+                                      "workers call the experts; the router refuses this)")
+                for target in flag_value(args, "mixers").split(","):
+                    self.check_mixer_target(w, where, target, services, mixer_workloads)
+
+    def check_mixer_target(self, w, where, target, services, mixer_workloads):
+        match = TARGET_RE.match(target)
+        if match is None:
+            self.error(w, f"{where}: mixer target {target!r} is not "
+                          "dns:///SERVICE.NAMESPACE.svc.cluster.local:PORT")
+            return
+        service_name, target_ns, port = match.group(1), match.group(2), int(match.group(3))
+        service = services.get((target_ns, service_name))
+        if target_ns != w["metadata"].get("namespace") or service is None:
+            self.error(w, f"{where}: mixer target {target} names no Service of namespace "
+                          f"{w['metadata'].get('namespace')}")
+            return
+        if service["spec"].get("clusterIP") != "None":
+            self.error(service, "is not headless (clusterIP: None), so the router cannot "
+                                "reach each mixer pod")
+        if port not in [p["port"] for p in service["spec"].get("ports", [])]:
+            self.error(service, f"has no port {port} (mixer target {target})")
+        selector = {"matchLabels": service["spec"].get("selector", {})}
+        if not any(selects(selector, m["spec"]["template"]["metadata"].get("labels", {}))
+                   for m in mixer_workloads):
+            self.error(service, f"selects no jamba-mixer-worker pods (mixer target {target})")
+
+
+def containers(workload):
+    return workload["spec"]["template"]["spec"].get("containers", [])
+
+
+def command_of(c):
+    """The program a container runs (its command, else its first arg)."""
+    argv = (c.get("command") or []) + (c.get("args") or [])
+    return argv[0].rsplit("/", 1)[-1] if argv else None
+
+
+def is_mixer_client(c):
+    """A router that drives mixer workers (--mixers) and holds no layers."""
+    return command_of(c) == "jamba-router" and flag_value(c.get("args", []), "mixers")
 
 
 def shard_of(workload):

@@ -112,6 +112,49 @@ class PolicyCheckTest(unittest.TestCase):
             args[args.index("--shard=shard-1")] = "--shard=shard-7"
         self.assert_flags(mutate, "no workload runs with --shard=shard-1")
 
+    def test_gpu_on_a_router_with_mixers(self):
+        def mutate(objects):
+            container(objects, "router")["resources"]["limits"]["nvidia.com/gpu"] = 1
+        self.assert_flags(mutate, "nvidia.com/gpu limit on a router with --mixers", overlay="gpu")
+
+    def test_mixer_gpu_limit_missing(self):
+        def mutate(objects):
+            del container(objects, "mixer")["resources"]["limits"]["nvidia.com/gpu"]
+        self.assert_flags(mutate, "mixer: container mixer-worker: no nvidia.com/gpu limit",
+                          overlay="gpu")
+
+    def test_mixer_target_without_service(self):
+        def mutate(objects):
+            args = container(objects, "router")["args"]
+            i = next(i for i, a in enumerate(args) if a.startswith("--mixers="))
+            args[i] = args[i].replace("mixer.jamba.svc", "mixers.jamba.svc")
+        self.assert_flags(mutate, "names no Service of namespace jamba")
+
+    def test_mixer_service_not_headless_or_wrong_port(self):
+        def mutate(objects):
+            service = find(objects, "Service", "mixer")
+            del service["spec"]["clusterIP"]
+            service["spec"]["ports"][0]["port"] = 7101
+        self.assert_flags(mutate, "Service/mixer: is not headless")
+        self.assert_flags(mutate, "Service/mixer: has no port 7100")
+
+    def test_mixer_service_selecting_no_mixer(self):
+        def mutate(objects):
+            find(objects, "Service", "mixer")["spec"]["selector"][
+                "app.kubernetes.io/component"] = "shard-0"
+        self.assert_flags(mutate, "selects no jamba-mixer-worker pods")
+
+    def test_router_with_mixers_and_placement(self):
+        def mutate(objects):
+            container(objects, "router")["args"].append("--placement=/etc/jamba/placement.json")
+        self.assert_flags(mutate, "--placement together with --mixers")
+
+    def test_mixer_without_placement(self):
+        def mutate(objects):
+            args = container(objects, "mixer")["args"]
+            args.remove("--placement=/etc/jamba/placement.json")
+        self.assert_flags(mutate, "jamba-mixer-worker without --placement")
+
     def test_durations(self):
         self.assertEqual(policy_check.parse_duration("30s"), 30)
         self.assertEqual(policy_check.parse_duration("1m30s"), 90)

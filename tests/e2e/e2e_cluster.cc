@@ -38,7 +38,8 @@ absl::StatusOr<std::string> MakeModelVariant(const std::string& source,
 }
 
 absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
-                                 const std::vector<std::string>& router_flags, int replicas) {
+                                 const std::vector<std::string>& router_flags, int replicas,
+                                 int mixers) {
   std::ifstream in(model_dir + "/config.json");
   nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
   const int num_experts = config.value("num_experts", 1);
@@ -66,9 +67,31 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
     }
     shards.push_back(absl::StrJoin(targets, "|"));
   }
+  for (int m = 0; m < mixers; ++m) {
+    auto mixer = std::make_unique<Subprocess>();
+    std::vector<std::string> mixer_argv = {BinaryDir() + "/mixer_worker/jamba-mixer-worker",
+                                           "--model",
+                                           model_dir,
+                                           "--port",
+                                           "0",
+                                           "--experts",
+                                           absl::StrJoin(shards, ",")};
+    mixer_argv.insert(mixer_argv.end(), mixer_flags_.begin(), mixer_flags_.end());
+    RETURN_IF_ERROR(mixer->Start(mixer_argv));
+    ASSIGN_OR_RETURN(std::string address, mixer->WaitForAddress());
+    mixer_addresses_.push_back(address);
+    mixers_.push_back(std::move(mixer));
+  }
+  for (const std::string& address : mixer_addresses_) {
+    RETURN_IF_ERROR(
+        WaitHealthServing(address, "jamba.internal.v1.MixerService", absl::Seconds(60)));
+  }
   std::vector<std::string> argv = {BinaryDir() + "/router/jamba-router", "--model", model_dir,
                                    "--port", "0"};
-  if (workers > 0) {
+  if (mixers > 0) {
+    argv.push_back("--mixers");
+    argv.push_back(absl::StrJoin(mixer_addresses_, ","));
+  } else if (workers > 0) {
     argv.push_back("--experts");
     argv.push_back(absl::StrJoin(shards, ","));
   }
@@ -94,6 +117,7 @@ absl::Status LocalCluster::RestartWorker(int i) {
 
 void LocalCluster::Stop() {
   if (router_) router_->Stop();
+  for (auto& mixer : mixers_) mixer->Stop();
   for (auto& worker : workers_) worker->Stop();
 }
 
@@ -107,15 +131,20 @@ absl::Status LocalCluster::WaitServing(absl::Duration timeout) const {
 }
 
 absl::Status LocalCluster::WaitHealth(bool serving, absl::Duration timeout) const {
+  return WaitHealthServing(router_address_, "jamba.v1.JambaService", timeout, serving);
+}
+
+absl::Status WaitHealthServing(const std::string& address, const std::string& service,
+                               absl::Duration timeout, bool serving) {
   auto health = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(router_address_, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   const absl::Time deadline = absl::Now() + timeout;
   std::string last;
   while (absl::Now() < deadline) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
     grpc::health::v1::HealthCheckRequest request;
-    request.set_service("jamba.v1.JambaService");
+    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
     const bool is_serving =
@@ -126,8 +155,8 @@ absl::Status LocalCluster::WaitHealth(bool serving, absl::Duration timeout) cons
                : status.error_message();
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("router readiness still ", last, " after ", absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(absl::StrCat(address, " health of ", service, " still ", last,
+                                                  " after ", absl::FormatDuration(timeout)));
 }
 
 }  // namespace jamba::testing

@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "mixer_worker/in_process_mixer.h"
 #include "mixer_worker/mixer_executor.h"
 #include "router/metrics.h"
 #include "tests/testing/fixtures.h"
@@ -45,7 +46,7 @@ class EngineTest : public ::testing::Test {
     options.model_dir = testing::SourceDir() + "/tests/testdata/tiny_model";
     auto mixer = mixer::MixerExecutor::Create(options);
     ASSERT_TRUE(mixer.ok()) << mixer.status();
-    mixer_ = *std::move(mixer);
+    mixer_ = std::make_unique<mixer::InProcessMixer>(*std::move(mixer));
   }
 
   GenerationRequest Request(int seed, int max_new_tokens) const {
@@ -59,7 +60,7 @@ class EngineTest : public ::testing::Test {
     return r;
   }
 
-  std::unique_ptr<mixer::MixerExecutor> mixer_;
+  std::unique_ptr<mixer::InProcessMixer> mixer_;
 };
 
 TEST_F(EngineTest, OutputAloneEqualsOutputAmongSixteenOthers) {
@@ -102,7 +103,7 @@ TEST_F(EngineTest, CancelStopsTheRequestAndFreesItsState) {
   EXPECT_EQ(c.status.code(), absl::StatusCode::kCancelled);
   EXPECT_LT(c.ids.size(), 1000u);
   EXPECT_EQ(engine.state_bytes_used(), 0);
-  EXPECT_EQ(mixer_->num_sequences(), 0u);
+  EXPECT_EQ(mixer_->executor().num_sequences(), 0u);
   EXPECT_NE(metrics.Render().find("jamba_request_failures_total{reason=\"cancelled\"} 1"),
             std::string::npos);
 }
