@@ -37,6 +37,7 @@
 #include "expert_worker/expert_service.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
+#include "model/jamba_model.h"
 #include "model/local_experts.h"
 #include "model/weight_loader.h"
 #include "rpc/expert_placement.h"
@@ -51,6 +52,8 @@ ABSL_FLAG(std::string, experts, "", "experts of every MoE layer to host, e.g. 0-
 ABSL_FLAG(std::string, placement, "", "placement JSON file (with --shard)");
 ABSL_FLAG(std::string, shard, "", "this worker's shard in --placement");
 ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
+ABSL_FLAG(std::string, expert_weights, "stored",
+          "stored (checkpoint dtype) or int8 (per-row scales, quantised at load)");
 ABSL_FLAG(absl::Duration, max_connection_age, absl::Milliseconds(jamba::rpc::kMaxConnectionAgeMs),
           "connections older than this get GOAWAY, so that clients re-resolve their target and "
           "find replicas added since");
@@ -128,9 +131,11 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
     ++loaded;
     return true;
   };
+  ASSIGN_OR_RETURN(const model::ExpertWeights expert_weights,
+                   model::ParseExpertWeights(absl::GetFlag(FLAGS_expert_weights)));
   model::WeightLoader loader(checkpoint.get(), backend.get());
   ASSIGN_OR_RETURN(std::unique_ptr<model::LocalExperts> experts,
-                   model::LocalExperts::Load(loader, backend.get(), with_progress));
+                   model::LocalExperts::Load(loader, backend.get(), with_progress, expert_weights));
   ASSIGN_OR_RETURN(int64_t weight_bytes, ExpertWeightBytes(*checkpoint, hosts));
   std::fprintf(stderr, "jamba-expert-worker: loaded %d experts (%.1f MiB of weights) in %s\n",
                total, weight_bytes / 1048576.0, absl::FormatDuration(absl::Now() - start).c_str());

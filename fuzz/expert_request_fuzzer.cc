@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "expert_worker/expert_service.h"
 #include "fuzz/fuzz_util.h"
 #include "kernels/backend.h"
@@ -65,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (x.ok() && x->dim(1) != group.x().shape(1)) __builtin_trap();
     }
   }
-  const jamba::internal::v1::ExpertResponse response = worker->service->Handle(request);
+  const jamba::internal::v1::ExpertResponse response = worker->service->Handle(request, absl::Now());
   if (response.tag() != request.tag()) __builtin_trap();
   if (response.error_code() == 0) {
     if (response.outputs_size() != request.groups_size()) __builtin_trap();

@@ -50,6 +50,9 @@ ABSL_FLAG(std::string, experts, "",
 ABSL_FLAG(std::string, placement, "", "expert placement map (JSON) instead of --experts");
 ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
 ABSL_FLAG(int, expert_timeout_ms, 30000, "deadline of one expert call");
+ABSL_FLAG(std::string, kv_cache_dtype, "f32", "KV cache element type: f32 or bf16 (half the bytes)");
+ABSL_FLAG(std::string, expert_weights, "stored",
+          "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "on SIGTERM, how long open sequences may take to finish");
 
@@ -108,6 +111,10 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   MixerOptions options;
   options.model_dir = dir;
   ASSIGN_OR_RETURN(options.backend, ParseBackend(absl::GetFlag(FLAGS_backend)));
+  ASSIGN_OR_RETURN(options.model_options.kv_cache_dtype,
+                   model::ParseKvCacheDType(absl::GetFlag(FLAGS_kv_cache_dtype)));
+  ASSIGN_OR_RETURN(options.model_options.expert_weights,
+                   model::ParseExpertWeights(absl::GetFlag(FLAGS_expert_weights)));
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(dir));
   ASSIGN_OR_RETURN(options.placement, Placement(config));
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));

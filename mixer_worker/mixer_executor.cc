@@ -92,12 +92,14 @@ absl::StatusOr<std::unique_ptr<MixerExecutor>> MixerExecutor::Create(const Mixer
   if (experts == nullptr) {
     // In-process experts: load them here so the observer can wrap them.
     model::WeightLoader loader(m->checkpoint_.get(), m->backend_.get());
-    ASSIGN_OR_RETURN(m->local_, model::LocalExperts::Load(loader, m->backend_.get()));
+    ASSIGN_OR_RETURN(m->local_, model::LocalExperts::Load(loader, m->backend_.get(), {},
+                                                          options.model_options.expert_weights));
     experts = m->local_.get();
   }
   m->observed_ = std::make_unique<ObservedExperts>(experts, options.on_routed);
   experts = m->observed_.get();
-  ASSIGN_OR_RETURN(m->model_, model::JambaModel::Load(*m->checkpoint_, m->backend_.get(), experts));
+  ASSIGN_OR_RETURN(m->model_, model::JambaModel::Load(*m->checkpoint_, m->backend_.get(), experts,
+                                                      options.model_options));
   return m;
 }
 

@@ -33,6 +33,9 @@ struct MixerOptions {
   // Remote experts when set; all experts in-process otherwise.
   std::shared_ptr<const rpc::ExpertPlacement> placement;
   absl::Duration expert_timeout = absl::Seconds(30);
+  // KV cache dtype, and the in-process experts' weights (f32/bf16 as
+  // stored, or int8).
+  model::ModelOptions model_options;
   // Credentials of the expert channels; plaintext when null.
   std::shared_ptr<grpc::ChannelCredentials> expert_credentials;
   // Optional observers (metrics): each remote expert call's round trip per

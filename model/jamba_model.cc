@@ -14,6 +14,20 @@
 
 namespace jamba::model {
 
+absl::StatusOr<DType> ParseKvCacheDType(absl::string_view name) {
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("KV cache dtype \"", name, "\" (want f32 or bf16)"));
+}
+
+absl::StatusOr<ExpertWeights> ParseExpertWeights(absl::string_view name) {
+  if (name == "stored") return ExpertWeights::kAsStored;
+  if (name == "int8") return ExpertWeights::kInt8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("expert weights \"", name, "\" (want stored or int8)"));
+}
+
 JambaModel::~JambaModel() = default;
 
 absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& checkpoint,

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
@@ -46,6 +47,11 @@ struct ModelOptions {
   // When the model loads its own experts: as stored, or int8 per-row.
   ExpertWeights expert_weights = ExpertWeights::kAsStored;
 };
+
+// "f32" or "bf16" (the --kv_cache_dtype flag).
+absl::StatusOr<DType> ParseKvCacheDType(absl::string_view name);
+// "stored" or "int8" (the --expert_weights flag).
+absl::StatusOr<ExpertWeights> ParseExpertWeights(absl::string_view name);
 
 class JambaModel {
  public:

@@ -177,13 +177,13 @@ void Engine::PublishGauges() {
 
 int64_t Engine::StateBytesFor(int64_t tokens) const {
   return model::SequenceState::FixedBytes(mixer_->config()) +
-         tokens * model::SequenceState::KvBytesPerToken(mixer_->config());
+         tokens * model::SequenceState::KvBytesPerToken(mixer_->config(), options_.kv_cache_dtype);
 }
 
 std::string Engine::CapacitySummary() const {
   const model::JambaConfig& c = mixer_->config();
   const int64_t fixed = model::SequenceState::FixedBytes(c);
-  const int64_t per_token = model::SequenceState::KvBytesPerToken(c);
+  const int64_t per_token = model::SequenceState::KvBytesPerToken(c, options_.kv_cache_dtype);
   std::string summary =
       absl::StrCat("state pool ", options_.state_budget_bytes >> 20, " MiB; ", fixed,
                    " B conv/SSM state per sequence + ", per_token, " B KV cache per token:");

@@ -32,6 +32,7 @@ struct EngineOptions {
   // Sequence state budget: conv/SSM state plus a KV cache for prompt +
   // max_new_tokens is reserved at admission; requests wait while it is full.
   int64_t state_budget_bytes = int64_t{4} << 30;
+  DType kv_cache_dtype = DType::kF32;  // the mixer's, for the state accounting
 };
 
 class Engine {

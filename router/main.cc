@@ -41,6 +41,9 @@ ABSL_FLAG(int, health_interval_ms, 2000,
           "how often readiness re-checks the expert shards (and waits for them)");
 ABSL_FLAG(int, metrics_port, -1, "serve Prometheus /metrics on this port (0: pick one, -1: off)");
 ABSL_FLAG(int64_t, state_budget_mb, 4096, "memory for sequence state (KV cache, conv/SSM state)");
+ABSL_FLAG(std::string, kv_cache_dtype, "f32", "KV cache element type: f32 or bf16 (half the bytes)");
+ABSL_FLAG(std::string, expert_weights, "stored",
+          "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
 ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
 
 namespace {
@@ -74,6 +77,18 @@ int main(int argc, char** argv) {
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
   options.health_interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_interval_ms));
   options.engine.state_budget_bytes = absl::GetFlag(FLAGS_state_budget_mb) << 20;
+  absl::StatusOr<jamba::DType> kv_dtype =
+      jamba::model::ParseKvCacheDType(absl::GetFlag(FLAGS_kv_cache_dtype));
+  absl::StatusOr<jamba::model::ExpertWeights> expert_weights =
+      jamba::model::ParseExpertWeights(absl::GetFlag(FLAGS_expert_weights));
+  for (const absl::Status& s : {kv_dtype.status(), expert_weights.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "jamba-router: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  options.engine.kv_cache_dtype = *kv_dtype;
+  options.expert_weights = *expert_weights;
   options.metrics_address = absl::GetFlag(FLAGS_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.health_port = jamba::security::HealthPortFromFlags();

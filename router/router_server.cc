@@ -42,6 +42,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
   mixer_options.expert_timeout = options.expert_timeout;
   mixer_options.expert_credentials = options.expert_credentials;
+  mixer_options.model_options.kv_cache_dtype = options.engine.kv_cache_dtype;
+  mixer_options.model_options.expert_weights = options.expert_weights;
   Metrics* metrics = &r->metrics_;
   mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt,
                                           absl::Duration worker) {

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "mixer_worker/mixer.h"
+#include "model/jamba_model.h"
 #include "router/engine.h"
 #include "router/jamba_service.h"
 #include "router/metrics.h"
@@ -40,7 +41,8 @@ struct RouterOptions {
   // Data-parallel mixer workers ("host:port" or "dns:///name:port" each);
   // empty: the mixer runs in this process. They call the experts themselves.
   std::vector<std::string> mixer_targets;
-  EngineOptions engine;
+  EngineOptions engine;  // engine.kv_cache_dtype is also the in-process mixer's
+  model::ExpertWeights expert_weights = model::ExpertWeights::kAsStored;  // in-process experts
   int max_new_tokens_limit = 4096;
   absl::Duration expert_timeout = absl::Seconds(30);
   absl::Duration health_interval = absl::Seconds(2);
