@@ -4,13 +4,16 @@
 // and int8) and compares the host's time to enqueue a batch-1 step with
 // the device's time to run it (a host-bound step enqueues as slowly as it
 // runs).
+#include "bench/gpu_profile.h"
+
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 #include <vector>
 
-#include "bench/gpu_profile.h"
+#include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
 namespace jamba::bench {
@@ -60,11 +63,12 @@ absl::Status RunProfile(kernels::CudaBackend* b, double copy_bw) {
     ASSIGN_OR_RETURN(Tensor x, b->Allocate(DType::kF32, {M, K}));
     ASSIGN_OR_RETURN(Tensor y, b->Allocate(DType::kF32, {M, N}));
     b->FillRandom(&x, 7, -1, 1);
-    const double t = MedianSeconds(b, 20, [&](int i) { b->MatMul(x, w[i % kCopies], nullptr, &y); });
-    const char* name = M == 1 ? "MatMul 1x4096 . 16384x4096 bf16 (GEMV)"
-                       : M == 8 ? "MatMul 8x4096 . 16384x4096 bf16 (GEMV)"
-                                : "MatMul 16x4096 . 16384x4096 bf16 (cuBLAS)";
-    row(name, t, static_cast<double>(N) * K * 2);
+    const double t =
+        MedianSeconds(b, 20, [&](int i) { b->MatMul(x, w[i % kCopies], nullptr, &y); });
+    const std::string name =
+        absl::StrCat("MatMul ", M, "x4096 . 16384x4096 bf16 (",
+                     M <= kernels::CudaBackend::kGemvMaxRows ? "GEMV" : "cuBLAS", ")");
+    row(name.c_str(), t, static_cast<double>(N) * K * 2);
   }
   for (const DType dtype : {DType::kBF16, DType::kI8}) {
     std::vector<std::vector<kernels::ExpertMlpWeights>> sets(kCopies);

@@ -167,7 +167,7 @@ void CudaBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (M == 0 || N == 0) return;
   SetDevice();
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  if (M <= cuda::kGemvMaxRows) {
+  if (M <= kGemvMaxRows) {
     // Decode-sized: one pass over w in f32 arithmetic, bias fused.
     cuda::GemvParams g;
     g.x = x.data<float>();

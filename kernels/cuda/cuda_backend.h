@@ -55,11 +55,18 @@ class CudaBackend final : public Backend {
   void MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) override;
   void ScatterAddRows(const Tensor& x, const Tensor& rows, const Tensor& scale, Tensor* y) override;
-  // Up to kGroupedMaxRoutes routes: three kernels, no host round trip;
-  // beyond: the routes are grouped on the host and each expert runs through
-  // cuBLAS (I8 experts widened to bf16 first).
+  // Up to kGroupedMaxRoutes routes (kGroupedMaxRoutesInt8 for I8 experts):
+  // three kernels, no host round trip; beyond: the routes are grouped on
+  // the host and each expert runs through cuBLAS (I8 experts widened to
+  // bf16 first). Measured on an H200 (bench/results/gpu.md): the kernels
+  // read bf16 at 64% of the copy bandwidth with one row per expert, less
+  // with several, where cuBLAS wins; for I8, widening costs more still.
   void GroupedExpertMlp(const GroupedExpertMlpParams& p) override;
-  static constexpr int64_t kGroupedMaxRoutes = 128;
+  static constexpr int64_t kGroupedMaxRoutes = 4;
+  static constexpr int64_t kGroupedMaxRoutesInt8 = 128;
+  // MatMuls of at most this many rows take the one-pass GEMV (66% of the
+  // copy bandwidth at M = 1, 20% at M = 8, where cuBLAS reaches 64%).
+  static constexpr int64_t kGemvMaxRows = 1;
 
   // Waits for the stream; Internal on a device fault or when a kernel met an
   // out-of-range index (Embedding ids, GatherRows / ScatterAddRows rows).

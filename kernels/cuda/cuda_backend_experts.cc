@@ -85,7 +85,9 @@ void CudaBackend::GroupedExpertMlp(const GroupedExpertMlpParams& p) {
     CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
     return;
   }
-  if (n > kGroupedMaxRoutes) return GroupedExpertMlpOnHost(p, H);
+  if (n > (dtype == DType::kI8 ? kGroupedMaxRoutesInt8 : kGroupedMaxRoutes)) {
+    return GroupedExpertMlpOnHost(p, H);
+  }
   std::vector<char> bytes(sizeof(cuda::ExpertPtrs) * E);
   std::memcpy(bytes.data(), table.data(), bytes.size());
   cuda::GroupedMlpParams g;
