@@ -14,7 +14,9 @@ namespace {
 class TlsCredentialsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/tls_credentials_test";
+    // One folder per test: ctest runs the cases as parallel processes.
+    dir_ = ::testing::TempDir() + "/tls_credentials_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ + "/a.pem")
         << "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
