@@ -128,8 +128,8 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
 };
 
 ExpertServiceImpl::ExpertServiceImpl(const model::JambaConfig& config, model::LocalExperts* experts,
-                                     kernels::Backend* backend, ExpertServiceOptions options)
-    : config_(config), experts_(experts), backend_(backend), options_(std::move(options)) {
+                                     ExpertServiceOptions options)
+    : config_(config), experts_(experts), options_(std::move(options)) {
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     for (int e = 0; e < config_.num_experts; ++e) {
       if (experts_->Hosts(layer, e)) hosted_.push_back(rpc::PairName(layer, e));

@@ -39,11 +39,11 @@ class ComputeReactor;
 
 class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::CallbackService {
  public:
-  // `experts` (the hosted ones) and `backend` (theirs) are not owned and
-  // must outlive the service, which must outlive the grpc::Server it is
+  // `experts` (the hosted ones, with their backend) is not owned and must
+  // outlive the service, which must outlive the grpc::Server it is
   // registered with (shut that down first).
   ExpertServiceImpl(const model::JambaConfig& config, model::LocalExperts* experts,
-                    kernels::Backend* backend, ExpertServiceOptions options);
+                    ExpertServiceOptions options);
   ~ExpertServiceImpl() override;
 
   grpc::ServerBidiReactor<ExpertRequest, ExpertResponse>* Compute(
@@ -80,12 +80,11 @@ class ExpertServiceImpl final : public ::jamba::internal::v1::ExpertService::Cal
 
   const model::JambaConfig config_;
   model::LocalExperts* const experts_;
-  kernels::Backend* const backend_;
   const ExpertServiceOptions options_;
   std::vector<std::string> hosted_;
   std::atomic<uint64_t> answered_{0};  // requests answered
 
-  absl::Mutex compute_mu_;  // experts_ and backend_: one caller at a time
+  absl::Mutex compute_mu_;  // experts_ (and its backend): one caller at a time
 
   absl::Mutex streams_mu_;
   bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;

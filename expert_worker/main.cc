@@ -143,7 +143,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   ExpertServiceOptions options;
   options.shard_name = shard_name;
   options.weight_bytes = weight_bytes;
-  ExpertServiceImpl service(config, experts.get(), backend.get(), options);
+  ExpertServiceImpl service(config, experts.get(), options);
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                    security::InternalServerCredentialsFromFlags());
   grpc::EnableDefaultHealthCheckService(true);

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   jamba::expert::ExpertServiceOptions options;
   options.shard_name = "fuzz";
   worker->service = std::make_unique<jamba::expert::ExpertServiceImpl>(
-      worker->checkpoint->config(), worker->experts.get(), worker->backend.get(), options);
+      worker->checkpoint->config(), worker->experts.get(), options);
   return 0;
 }
 
@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (x.ok() && x->dim(1) != group.x().shape(1)) __builtin_trap();
     }
   }
-  const jamba::internal::v1::ExpertResponse response = worker->service->Handle(request, absl::Now());
+  const jamba::internal::v1::ExpertResponse response =
+      worker->service->Handle(request, absl::Now());
   if (response.tag() != request.tag()) __builtin_trap();
   if (response.error_code() == 0) {
     if (response.outputs_size() != request.groups_size()) __builtin_trap();

@@ -3,6 +3,7 @@
 // a host-grouped cuBLAS path for prefill-sized ones.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -76,20 +77,12 @@ void CudaBackend::GroupedExpertMlp(const GroupedExpertMlpParams& p) {
   }
   if (n == 0) return;
   SetDevice();
-  if (I < 0) {  // no expert has weights: every route is bad
-    CUDA_CHECK(
-        cudaMemsetAsync(p.y.raw_data(), 0, p.y.nbytes(), static_cast<cudaStream_t>(stream_)));
-    int bits = cuda::kExpertRouteOutOfRange;
-    CUDA_CHECK(cudaMemcpyAsync(error_->data(), &bits, sizeof(int), cudaMemcpyHostToDevice,
-                               static_cast<cudaStream_t>(stream_)));
-    CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
-    return;
-  }
-  if (n > (dtype == DType::kI8 ? kGroupedMaxRoutesInt8 : kGroupedMaxRoutes)) {
+  if (I < 0) I = 0;  // no expert has weights: the sort kernel flags every route
+  if (I > 0 && n > (dtype == DType::kI8 ? kGroupedMaxRoutesInt8 : kGroupedMaxRoutes)) {
     return GroupedExpertMlpOnHost(p, H);
   }
-  std::vector<char> bytes(sizeof(cuda::ExpertPtrs) * E);
-  std::memcpy(bytes.data(), table.data(), bytes.size());
+  std::vector<char> bytes(sizeof(cuda::ExpertPtrs) * std::max(E, 1));  // never empty
+  std::memcpy(bytes.data(), table.data(), table.size() * sizeof(cuda::ExpertPtrs));
   cuda::GroupedMlpParams g;
   g.x = p.x.data<float>();
   g.rows = p.rows.data<int32_t>();

@@ -138,6 +138,7 @@ void LaunchGroupedExpertMlp(const GroupedMlpParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   SortRoutesKernel<<<1, 256, (p.E + 1) * sizeof(int32_t), stream>>>(p);
   CUDA_CHECK_LAUNCH();
+  if (p.I == 0) return;  // no expert has weights: every route was flagged and zeroed
   switch (p.w_type) {
     case WeightType::kBF16:
       return LaunchTyped<__nv_bfloat16>(p, stream);

@@ -62,8 +62,7 @@ std::unique_ptr<InProcessWorker> WorkerHarness::StartWorker(const std::string& s
   expert::ExpertServiceOptions options;
   options.shard_name = shard;
   options.weight_bytes = ValueOrDie(expert::ExpertWeightBytes(*checkpoint_, hosts));
-  w->service = std::make_unique<expert::ExpertServiceImpl>(config(), w->experts.get(),
-                                                           w->backend.get(), options);
+  w->service = std::make_unique<expert::ExpertServiceImpl>(config(), w->experts.get(), options);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
                            &w->port);
