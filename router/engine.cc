@@ -187,8 +187,12 @@ std::string Engine::CapacitySummary() const {
   std::string summary =
       absl::StrCat("state pool ", options_.state_budget_bytes >> 20, " MiB; ", fixed,
                    " B conv/SSM state per sequence + ", per_token, " B KV cache per token:");
-  for (int64_t context : {int64_t{1024}, int64_t{4096}, c.max_position_embeddings}) {
-    if (context > c.max_position_embeddings) continue;
+  std::vector<int64_t> contexts;
+  for (int64_t context : {int64_t{1024}, int64_t{4096}}) {
+    if (context < c.max_position_embeddings) contexts.push_back(context);
+  }
+  contexts.push_back(c.max_position_embeddings);
+  for (int64_t context : contexts) {
     absl::StrAppend(&summary, " ", options_.state_budget_bytes / StateBytesFor(context),
                     " sequences at ", context, " tokens;");
   }

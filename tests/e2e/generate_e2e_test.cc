@@ -21,6 +21,7 @@
 #include "router/tokenizer_sentencepiece.h"
 #include "tests/e2e/e2e_cluster.h"
 #include "tests/testing/fixtures.h"
+#include "tests/testing/http_get.h"
 
 namespace jamba {
 namespace {
@@ -82,7 +83,7 @@ class GenerateE2ETest : public ::testing::Test {
         shared->model_dir,
         testing::MakeModelVariant(tiny, absl::StrCat(R"({"eos_token_id": [2, )", shared->eos,
                                                      R"(], "max_position_embeddings": 96})")));
-    RETURN_IF_ERROR(shared->remote.Start(shared->model_dir, 2));
+    RETURN_IF_ERROR(shared->remote.Start(shared->model_dir, 2, {"--metrics_port=0"}));
     return shared->local.Start(shared->model_dir, 0);
   }
 
@@ -210,6 +211,24 @@ TEST_F(GenerateE2ETest, EachWorkerLoadedOnlyItsExperts) {
       const int expert = std::stoi(pair.substr(pair.find(':') + 1));
       EXPECT_EQ(expert % 2, w) << pair;
     }
+  }
+}
+
+// The router binary serves /metrics. In a CUDA build this needs room for
+// cuBLAS's static TLS in civetweb's threads (router/thread_stack.cc).
+TEST_F(GenerateE2ETest, RouterServesMetricsWithExpertRoundTripsPerShard) {
+  GenerateResponse response;
+  ASSERT_TRUE(Call(shared->remote, Greedy(kPrompts[1], 4), &response).ok());
+  absl::StatusOr<std::string> address =
+      shared->remote.router().WaitForAddress(absl::Seconds(5), "jamba-router metrics on ");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const int port = std::stoi(address->substr(address->rfind(':') + 1));
+  const std::string text = testing::HttpGet(port, "/metrics");
+  EXPECT_NE(text.find("200 OK"), std::string::npos) << text;
+  for (const char* expected :
+       {"jamba_generation_tokens_total", "jamba_expert_round_trip_seconds_count{shard=\"shard0\"}",
+        "jamba_expert_round_trip_seconds_count{shard=\"shard1\"}", "jamba_requests_running"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
   }
 }
 

@@ -1,36 +1,15 @@
 // Metrics: Prometheus names and labels, and the /metrics HTTP endpoint.
 #include "router/metrics.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 
 namespace jamba::router {
 namespace {
 
-// A plain HTTP/1.0 GET on 127.0.0.1:port; returns the whole response.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, request.data(), request.size()) < 0) return "";
-  std::string response;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
-  close(fd);
-  return response;
-}
+using ::jamba::testing::HttpGet;
 
 TEST(MetricsTest, ExposesEveryFamilyWithPrometheusNames) {
   Metrics metrics;

@@ -59,13 +59,14 @@ bool Subprocess::running() {
   return true;
 }
 
-absl::StatusOr<std::string> Subprocess::WaitForAddress(absl::Duration timeout) {
+absl::StatusOr<std::string> Subprocess::WaitForAddress(absl::Duration timeout,
+                                                       absl::string_view marker) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     const std::string text = log();
-    const size_t at = text.find("listening on ");
+    const size_t at = text.find(marker.data(), 0, marker.size());
     if (at != std::string::npos) {
-      const size_t begin = at + 13;
+      const size_t begin = at + marker.size();
       const size_t end = text.find_first_of(" \n", begin);
       if (end != std::string::npos) return text.substr(begin, end - begin);
     }
@@ -75,7 +76,7 @@ absl::StatusOr<std::string> Subprocess::WaitForAddress(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return absl::DeadlineExceededError(absl::StrCat("no 'listening on' line: ", log()));
+  return absl::DeadlineExceededError(absl::StrCat("no '", marker, "' line: ", log()));
 }
 
 int Subprocess::Stop(int signal, absl::Duration timeout) {

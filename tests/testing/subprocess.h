@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace jamba::testing {
@@ -22,8 +23,9 @@ class Subprocess {
 
   // argv[0] is the binary's path. Output (stdout and stderr) goes to a log file.
   absl::Status Start(const std::vector<std::string>& argv);
-  // Waits for "listening on HOST:PORT" and returns "HOST:PORT".
-  absl::StatusOr<std::string> WaitForAddress(absl::Duration timeout = absl::Seconds(60));
+  // Waits for "<marker>HOST:PORT" in the output and returns "HOST:PORT".
+  absl::StatusOr<std::string> WaitForAddress(absl::Duration timeout = absl::Seconds(60),
+                                             absl::string_view marker = "listening on ");
   // SIGTERM (or `signal`) and wait; returns the exit code (128 + signal if killed).
   int Stop(int signal = 15, absl::Duration timeout = absl::Seconds(20));
   bool running();
