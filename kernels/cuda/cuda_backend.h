@@ -87,6 +87,7 @@ class CudaBackend final : public Backend {
     kScratchW,
     kScratchConv,
     kScratchAttn,
+    kScratchScan,
     kScratchLink,
     kScratchExperts,
     kNumScratch

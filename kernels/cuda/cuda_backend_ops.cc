@@ -148,6 +148,8 @@ void CudaBackend::SelectiveScan(const SelectiveScanParams& p) {
   s.L = L;
   s.Di = Di;
   s.N = static_cast<int>(N);
+  const int64_t ws = cuda::SelectiveScanWorkspaceFloats(L, Di, s.N);
+  if (ws > 0) s.workspace = static_cast<float*>(ScratchSpace(kScratchScan, ws * sizeof(float)));
   cuda::LaunchSelectiveScan(s, JAMBA_STREAM);
 }
 

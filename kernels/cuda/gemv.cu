@@ -1,5 +1,5 @@
 // Gemv: y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias) for small M (decode steps), one
-// warp per output column n reading w's row once for all M rows of x, in f32
+// warp per two output columns reading their rows of w once for all M rows of x, in f32
 // on the widened weights. Memory-bound: the weights are read once, at full
 // width, with no activation rounding and no conversion kernel.
 //   PyTorch: y = F.linear(x, w, bias)
@@ -13,25 +13,34 @@ constexpr int kWarps = 8;
 
 template <typename W, bool kVec>
 __global__ void __launch_bounds__(kWarps * 32) GemvKernel(GemvParams p) {
-  const int64_t n = blockIdx.x * int64_t{kWarps} + threadIdx.x / 32;
-  if (n >= p.N) return;
+  // A warp per pair of columns n0, n0 + 1 (the second may not exist): two
+  // weight rows in flight per lane.
+  const int64_t n0 = 2 * (blockIdx.x * int64_t{kWarps} + threadIdx.x / 32);
+  if (n0 >= p.N) return;
+  const bool pair = n0 + 1 < p.N;
+  const W* w = static_cast<const W*>(p.w);  // [N, K]
+  const W* const rows[2] = {w + n0 * p.K, w + (pair ? n0 + 1 : n0) * p.K};
   const float* xs[kGemvMaxRows];
 #pragma unroll
   for (int j = 0; j < kGemvMaxRows; ++j) xs[j] = p.x + (j < p.M ? j : 0) * p.K;
-  float acc[kGemvMaxRows];
-  WarpDots<W, kGemvMaxRows, kVec>(static_cast<const W*>(p.w) + n * p.K, p.K, xs,
-                                  static_cast<int>(p.M), acc);
+  float acc[2][kGemvMaxRows];
+  WarpDotsRows<W, 2, kGemvMaxRows, kVec>(rows, p.K, xs, static_cast<int>(p.M), acc);
   if (threadIdx.x % 32 != 0) return;
-  const float b = p.bias != nullptr ? p.bias[n] : 0.0f;
 #pragma unroll
-  for (int j = 0; j < kGemvMaxRows; ++j) {
-    if (j < p.M) p.y[j * p.N + n] = acc[j] + b;
+  for (int m = 0; m < 2; ++m) {
+    const int64_t n = n0 + m;
+    if (m == 1 && !pair) break;
+    const float b = p.bias != nullptr ? p.bias[n] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kGemvMaxRows; ++j) {
+      if (j < p.M) p.y[j * p.N + n] = acc[m][j] + b;
+    }
   }
 }
 
 template <typename W>
 void Launch(const GemvParams& p, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((p.N + kWarps - 1) / kWarps);
+  const unsigned blocks = static_cast<unsigned>((p.N + 2 * kWarps - 1) / (2 * kWarps));
   const bool vec = CanVectorize(p.w, sizeof(W), p.K) && CanVectorize(p.x, 4, p.K);
   if (vec) {
     GemvKernel<W, true><<<blocks, kWarps * 32, 0, stream>>>(p);

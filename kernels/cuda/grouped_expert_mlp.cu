@@ -3,9 +3,10 @@
 //   1. one block sorts the routes by expert (stable: route order within an
 //      expert) into order[] and offsets[E+1], flagging bad indices;
 //   2. grid (I/8, E): a warp per row i of gate and up of expert e reads both
-//      weight rows once for all the expert's routes (8 per pass) and writes
+//      weight rows once for all the expert's routes (8 per pass), each
+//      activation load serving both, and writes
 //      act[r, i] = silu(scale_g[i] gate_i·x_r) * (scale_u[i] up_i·x_r);
-//   3. grid (H/8, E): a warp per row h of down writes
+//   3. grid (H/16, E): a warp per two rows h of down writes
 //      y[r, h] = scale_d[h] down_h·act[r].
 // Experts with no routes exit at once, so only routed weights are read.
 //   PyTorch: y[r] = expert.down_proj(F.silu(expert.gate_proj(x)) * expert.up_proj(x))
@@ -69,13 +70,14 @@ __global__ void __launch_bounds__(kWarps * 32) GateUpKernel(GroupedMlpParams p) 
     for (int j = 0; j < kRowsPerPass; ++j) {
       xs[j] = p.x + int64_t{p.rows[p.order[c + (j < nr ? j : 0)]]} * p.H;
     }
-    float g[kRowsPerPass], u[kRowsPerPass];
-    WarpDots<W, kRowsPerPass, kVec>(gate, p.H, xs, nr, g);
-    WarpDots<W, kRowsPerPass, kVec>(up, p.H, xs, nr, u);
+    // Gate and up in one pass: each activation load serves both.
+    const W* const rows[2] = {gate, up};
+    float gu[2][kRowsPerPass];
+    WarpDotsRows<W, 2, kRowsPerPass, kVec>(rows, p.H, xs, nr, gu);
     if (threadIdx.x % 32 != 0) continue;
 #pragma unroll
     for (int j = 0; j < kRowsPerPass; ++j) {
-      if (j < nr) p.act[int64_t{p.order[c + j]} * p.I + i] = Silu(g[j] * sg) * (u[j] * su);
+      if (j < nr) p.act[int64_t{p.order[c + j]} * p.I + i] = Silu(gu[0][j] * sg) * (gu[1][j] * su);
     }
   }
 }
@@ -84,23 +86,31 @@ template <typename W, bool kVec>
 __global__ void __launch_bounds__(kWarps * 32) DownKernel(GroupedMlpParams p) {
   const int e = blockIdx.y;
   const int32_t begin = p.offsets[e], end = p.offsets[e + 1];
-  const int64_t h = blockIdx.x * int64_t{kWarps} + threadIdx.x / 32;
-  if (begin == end || h >= p.H) return;
+  // A warp per pair of rows h0, h0 + 1 of down (the second may not exist).
+  const int64_t h0 = 2 * (blockIdx.x * int64_t{kWarps} + threadIdx.x / 32);
+  if (begin == end || h0 >= p.H) return;
+  const bool pair = h0 + 1 < p.H;
   const ExpertPtrs w = p.table[e];
-  const W* down = static_cast<const W*>(w.down) + h * p.I;  // [I]
-  const float sd = w.down_scale != nullptr ? w.down_scale[h] : 1.0f;
+  const W* down = static_cast<const W*>(w.down);  // [H, I]
+  const W* const rows[2] = {down + h0 * p.I, down + (pair ? h0 + 1 : h0) * p.I};
+  float sd[2];
+  for (int m = 0; m < 2; ++m)
+    sd[m] = w.down_scale != nullptr ? w.down_scale[h0 + (pair ? m : 0)] : 1.0f;
   for (int32_t c = begin; c < end; c += kRowsPerPass) {
     const int nr = min(kRowsPerPass, end - c);
     const float* as[kRowsPerPass];
 #pragma unroll
     for (int j = 0; j < kRowsPerPass; ++j)
       as[j] = p.act + int64_t{p.order[c + (j < nr ? j : 0)]} * p.I;
-    float acc[kRowsPerPass];
-    WarpDots<W, kRowsPerPass, kVec>(down, p.I, as, nr, acc);
+    float acc[2][kRowsPerPass];
+    WarpDotsRows<W, 2, kRowsPerPass, kVec>(rows, p.I, as, nr, acc);
     if (threadIdx.x % 32 != 0) continue;
 #pragma unroll
     for (int j = 0; j < kRowsPerPass; ++j) {
-      if (j < nr) p.y[int64_t{p.order[c + j]} * p.H + h] = acc[j] * sd;
+      if (j >= nr) continue;
+      float* y = p.y + int64_t{p.order[c + j]} * p.H + h0;  // [2] of row r
+      y[0] = acc[0][j] * sd[0];
+      if (pair) y[1] = acc[1][j] * sd[1];
     }
   }
 }
@@ -108,7 +118,7 @@ __global__ void __launch_bounds__(kWarps * 32) DownKernel(GroupedMlpParams p) {
 template <typename W>
 void LaunchTyped(const GroupedMlpParams& p, cudaStream_t stream) {
   const dim3 gate_grid(static_cast<unsigned>((p.I + kWarps - 1) / kWarps), p.E);
-  const dim3 down_grid(static_cast<unsigned>((p.H + kWarps - 1) / kWarps), p.E);
+  const dim3 down_grid(static_cast<unsigned>((p.H + 2 * kWarps - 1) / (2 * kWarps)), p.E);
   if (p.vec_h) {
     GateUpKernel<W, true><<<gate_grid, kWarps * 32, 0, stream>>>(p);
   } else {

@@ -148,6 +148,8 @@ struct Conv1dParams {
 void LaunchCausalConv1d(const Conv1dParams& p, cudaStream_t stream);
 
 // selective_scan.cu: see SelectiveScanParams in kernels/params.h. N <= 32.
+// Long calls are scanned in chunks; `workspace` then holds
+// SelectiveScanWorkspaceFloats() floats.
 struct ScanParams {
   const float* u = nullptr;      // [L, Di]
   const float* delta = nullptr;  // [L, Di]
@@ -158,9 +160,11 @@ struct ScanParams {
   const float* z = nullptr;      // [L, Di]
   float* state = nullptr;        // [Di, N]
   float* y = nullptr;            // [L, Di]
+  float* workspace = nullptr;    // [2, chunks, Di, N] when chunked
   int64_t L = 0, Di = 0;
   int N = 0;
 };
+int64_t SelectiveScanWorkspaceFloats(int64_t L, int64_t Di, int N);
 void LaunchSelectiveScan(const ScanParams& p, cudaStream_t stream);
 
 // attention.cu: see AttentionParams in kernels/params.h; head_dim <= 256,

@@ -1,5 +1,5 @@
-// WarpDots: one warp computes the dot products of one weight row with up to
-// R activation rows, reading the weight row once. Each lane loads 16 bytes
+// WarpDotsRows: one warp computes the dot products of M weight rows with up
+// to R activation rows, reading each weight row once. Each lane loads 16 bytes
 // of weights per step (8 bf16/f16, 4 f32 or 16 int8) and the matching f32
 // activations (cached: they are small and shared by every warp), with f32
 // accumulation; the lanes' sums are reduced by shuffles at the end.
@@ -40,25 +40,58 @@ __device__ __forceinline__ float ToF32<int8_t>(int8_t v) {
   return static_cast<float>(v);
 }
 
-// acc[j] (+)= w[0:K] · xs[j][0:K] for j < nr (nr <= R), summed over the
-// warp; every lane gets the totals. kVec: K is a multiple of the vector
-// width and w, xs are 16-byte aligned.
-template <typename W, int R, bool kVec>
-__device__ __forceinline__ void WarpDots(const W* __restrict__ w, int64_t K,
-                                         const float* const (&xs)[R], int nr, float (&acc)[R]) {
+// The V weights of one 16-byte load as f32.
+template <typename W>
+__device__ __forceinline__ void VecToF32(const uint4& raw, float (&wf)[WeightVec<W>::kElems]) {
+  const W* wv = reinterpret_cast<const W*>(&raw);
+#pragma unroll
+  for (int e = 0; e < WeightVec<W>::kElems; ++e) wf[e] = ToF32<W>(wv[e]);
+}
+
+// int8 without the int-to-float conversion unit (a quarter-rate
+// instruction that bounds the int8 kernels): a biased byte b = v + 128
+// placed under the exponent of 2^23 is the float 2^23 + b, exactly, so
+// v = float(0x4B0000bb) - (2^23 + 128): one byte permute and one add.
+template <>
+__device__ __forceinline__ void VecToF32<int8_t>(const uint4& raw, float (&wf)[16]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const uint32_t biased = words[q] ^ 0x80808080u;  // each byte v + 128
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      const uint32_t bits = __byte_perm(biased, 0x4B000000u, 0x7540u + b);
+      wf[4 * q + b] = __uint_as_float(bits) - 8388736.0f;
+    }
+  }
+}
+
+// acc[m][j] (+)= w[m][0:K] · xs[j][0:K] for m < M and j < nr (nr <= R),
+// summed over the warp; every lane gets the totals. The M weight rows are
+// read once and each activation load serves all M of them. kVec: K is a
+// multiple of the vector width and w, xs are 16-byte aligned.
+template <typename W, int M, int R, bool kVec>
+__device__ __forceinline__ void WarpDotsRows(const W* const (&w)[M], int64_t K,
+                                             const float* const (&xs)[R], int nr,
+                                             float (&acc)[M][R]) {
   constexpr int V = WeightVec<W>::kElems;
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int j = 0; j < R; ++j) acc[j] = 0.0f;
+  for (int m = 0; m < M; ++m) {
+#pragma unroll
+    for (int j = 0; j < R; ++j) acc[m][j] = 0.0f;
+  }
   int64_t k0 = 0;
   if (kVec) {
-#pragma unroll 4
+    constexpr int kUnroll = M == 1 ? 4 : 2;
+#pragma unroll kUnroll
     for (int64_t k = int64_t{lane} * V; k < K; k += 32 * V) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(w + k));
-      const W* wv = reinterpret_cast<const W*>(&raw);
-      float wf[V];
+      uint4 raw[M];
 #pragma unroll
-      for (int e = 0; e < V; ++e) wf[e] = ToF32<W>(wv[e]);
+      for (int m = 0; m < M; ++m) raw[m] = __ldg(reinterpret_cast<const uint4*>(w[m] + k));
+      float wf[M][V];
+#pragma unroll
+      for (int m = 0; m < M; ++m) VecToF32<W>(raw[m], wf[m]);
 #pragma unroll
       for (int j = 0; j < R; ++j) {
         if (j >= nr) break;
@@ -66,23 +99,32 @@ __device__ __forceinline__ void WarpDots(const W* __restrict__ w, int64_t K,
 #pragma unroll
         for (int q = 0; q < V / 4; ++q) {
           const float4 x4 = __ldg(xv + q);
-          acc[j] +=
-              wf[4 * q] * x4.x + wf[4 * q + 1] * x4.y + wf[4 * q + 2] * x4.z + wf[4 * q + 3] * x4.w;
+#pragma unroll
+          for (int m = 0; m < M; ++m) {
+            acc[m][j] += wf[m][4 * q] * x4.x + wf[m][4 * q + 1] * x4.y + wf[m][4 * q + 2] * x4.z +
+                         wf[m][4 * q + 3] * x4.w;
+          }
         }
       }
     }
     k0 = K;
   }
   for (int64_t k = k0 + lane; k < K; k += 32) {
-    const float wk = ToF32<W>(w[k]);
 #pragma unroll
-    for (int j = 0; j < R; ++j) {
-      if (j < nr) acc[j] += wk * xs[j][k];
+    for (int m = 0; m < M; ++m) {
+      const float wk = ToF32<W>(w[m][k]);
+#pragma unroll
+      for (int j = 0; j < R; ++j) {
+        if (j < nr) acc[m][j] += wk * xs[j][k];
+      }
     }
   }
 #pragma unroll
-  for (int j = 0; j < R; ++j) {
-    for (int o = 16; o > 0; o >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+  for (int m = 0; m < M; ++m) {
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+      for (int o = 16; o > 0; o >>= 1) acc[m][j] += __shfl_xor_sync(0xffffffffu, acc[m][j], o);
+    }
   }
 }
 

@@ -86,7 +86,10 @@ class SelectiveScanTest : public BackendTest {
 };
 
 TEST_P(SelectiveScanTest, MatchesReference) {
-  const std::vector<std::array<int64_t, 3>> sizes = {{1, 5, 3}, {7, 33, 16}, {20, 70, 5}};
+  // The last two are long enough for the CUDA scan's chunked passes (one
+  // with a short last chunk, one with equal chunks).
+  const std::vector<std::array<int64_t, 3>> sizes = {
+      {1, 5, 3}, {7, 33, 16}, {20, 70, 5}, {300, 70, 16}, {256, 33, 5}};
   for (const auto& [L, Di, N] : sizes) {
     SCOPED_TRACE(::testing::Message() << "L " << L << " Di " << Di << " N " << N);
     std::mt19937 rng(static_cast<uint32_t>(31 + L));
