@@ -118,7 +118,7 @@ fi
 
 # Benchmark: one 8-layer period of Jamba-v0.1, extrapolated to 32 layers;
 # bf16 experts with an f32 KV cache, then int8 experts with a bf16 one.
-for variant in "bf16 f32 1,8,32 --profile" "int8 bf16 1,8,32,64"; do
+for variant in "bf16 f32 1,8,16,32 --profile" "int8 bf16 1,8,16,32,64"; do
   read -r experts kv batches extra <<< "$variant"
   name=gpu_bench_${experts}_kv${kv}
   start=$(date +%s)

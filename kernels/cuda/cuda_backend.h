@@ -59,13 +59,14 @@ class CudaBackend final : public Backend {
   // three kernels, no host round trip; beyond: the routes are grouped on
   // the host and each expert runs through cuBLAS (I8 experts widened to
   // bf16 first). Measured on an H200 (bench/results/gpu.md): the kernels
-  // read bf16 at 64% of the copy bandwidth with one row per expert, less
-  // with several, where cuBLAS wins; for I8, widening costs more still.
+  // read bf16 at 75% of the copy bandwidth with one row per expert and win
+  // up to batch 16 (32 routes); at batch 32 cuBLAS wins; for I8, widening
+  // costs more than the kernels lose up to 128 routes.
   void GroupedExpertMlp(const GroupedExpertMlpParams& p) override;
-  static constexpr int64_t kGroupedMaxRoutes = 4;
+  static constexpr int64_t kGroupedMaxRoutes = 32;
   static constexpr int64_t kGroupedMaxRoutesInt8 = 128;
-  // MatMuls of at most this many rows take the one-pass GEMV (66% of the
-  // copy bandwidth at M = 1, 20% at M = 8, where cuBLAS reaches 64%).
+  // MatMuls of at most this many rows take the one-pass GEMV (71% of the
+  // copy bandwidth at M = 1; 20% at M = 8, where cuBLAS reaches 62%).
   static constexpr int64_t kGemvMaxRows = 1;
 
   // Waits for the stream; Internal on a device fault or when a kernel met an
