@@ -11,6 +11,7 @@ the bucket that holds it).
 """
 import argparse
 import json
+import os
 
 import matplotlib
 
@@ -18,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from histograms import RTT, WORKER, buckets, quantile  # noqa: E402
+
+KEPT_SECTION = "## Round trip breakdown"
 
 
 def main():
@@ -63,8 +66,14 @@ def main():
                 f"{'' if rtt is None else f'{1e6*rtt:.0f}'} | "
                 f"{'' if worker is None else f'{1e6*worker:.0f}'} | {ratio} | "
                 f"{loadavg.get((mode, s)) or ''} |")
+    # Sections written by hand (from KEPT_SECTION on) survive a rerun.
+    kept = ""
+    if os.path.exists(args.out + ".md"):
+        old = open(args.out + ".md").read()
+        if KEPT_SECTION in old:
+            kept = "\n" + old[old.index(KEPT_SECTION):]
     with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + kept)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for mode, style in (("inproc", "o-"), ("remote", "s--")):
         xs = [s for s in streams if (mode, s) in by]
