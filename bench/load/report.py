@@ -6,50 +6,21 @@
 Expert round trips come from the router's jamba_expert_round_trip_seconds
 histogram and the workers' share of them from jamba_expert_worker_seconds
 (the time each worker reports from reading a request to answering it),
-scraped before and after each run; p50 is interpolated within the bucket
-that holds it.
+scraped before and after each run (histograms.py interpolates p50 within
+the bucket that holds it).
 """
 import argparse
-import collections
 import json
 import os
-import re
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RTT = "jamba_expert_round_trip_seconds"
-WORKER = "jamba_expert_worker_seconds"
+from histograms import RTT, WORKER, buckets, quantile  # noqa: E402
 
-
-def buckets(path, name=RTT):
-    """{le: count} of histogram `name` summed over shards, or {} when the file is missing."""
-    counts = collections.Counter()
-    if not os.path.exists(path):
-        return counts
-    bucket = re.compile(r'^' + name + r'_bucket\{(.*)\} ([0-9.e+-]+)$')
-    for line in open(path):
-        m = bucket.match(line.strip())
-        if m:
-            le = re.search(r'le="([^"]+)"', m.group(1)).group(1)
-            counts[float("inf") if le == "+Inf" else float(le)] += float(m.group(2))
-    return counts
-
-
-def p50(before, after):
-    delta = sorted((le, after[le] - before.get(le, 0)) for le in after)
-    if not delta or delta[-1][1] <= 0:
-        return None
-    total, half, lo, below = delta[-1][1], delta[-1][1] / 2, 0.0, 0.0
-    for le, cumulative in delta:
-        if cumulative >= half:
-            if le == float("inf"):
-                return lo
-            return lo + (le - lo) * (half - below) / max(cumulative - below, 1e-12)
-        lo, below = le, cumulative
-    return None
+KEPT_SECTION = "## Round trip breakdown"
 
 
 def main():
@@ -82,8 +53,8 @@ def main():
                 continue
             before = f"{args.work}/metrics_{mode}_{s}_before.txt"
             after = f"{args.work}/metrics_{mode}_{s}_after.txt"
-            rtt = p50(buckets(before), buckets(after))
-            worker = p50(buckets(before, WORKER), buckets(after, WORKER))
+            rtt = quantile(buckets(before, RTT), buckets(after, RTT))
+            worker = quantile(buckets(before, WORKER), buckets(after, WORKER))
             ratio = ""
             if mode == "remote" and ("inproc", s) in by and by[("inproc", s)]["tokens_per_s"] > 0:
                 ratio = f"{r['tokens_per_s'] / by[('inproc', s)]['tokens_per_s']:.2f}"
@@ -95,8 +66,14 @@ def main():
                 f"{'' if rtt is None else f'{1e6*rtt:.0f}'} | "
                 f"{'' if worker is None else f'{1e6*worker:.0f}'} | {ratio} | "
                 f"{loadavg.get((mode, s)) or ''} |")
+    # Sections written by hand (from KEPT_SECTION on) survive a rerun.
+    kept = ""
+    if os.path.exists(args.out + ".md"):
+        old = open(args.out + ".md").read()
+        if KEPT_SECTION in old:
+            kept = "\n" + old[old.index(KEPT_SECTION):]
     with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + kept)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for mode, style in (("inproc", "o-"), ("remote", "s--")):
         xs = [s for s in streams if (mode, s) in by]
