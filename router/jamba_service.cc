@@ -52,7 +52,8 @@ grpc::ServerUnaryReactor* JambaServiceImpl::Generate(grpc::CallbackServerContext
 grpc::ServerWriteReactor<jamba::v1::GenerateStreamResponse>* JambaServiceImpl::GenerateStream(
     grpc::CallbackServerContext* context, const GenerateRequest* request) {
   absl::StatusOr<GenerationRequest> prepared = Prepare(context, *request);
-  const std::string request_id = prepared.ok() ? prepared->request_id : request->request_id();
+  // A rejected request gets no final message, so its unchecked id is never echoed.
+  const std::string request_id = prepared.ok() ? prepared->request_id : std::string();
   auto* call = new StreamCall(engine_, tokenizer_, request_id, request->sampling().has_logprobs());
   call->Start(std::move(prepared));
   return call;
