@@ -7,6 +7,9 @@
 #         (remote experts, expert service and worker process, rpc codecs).
 # Any sanitizer report fails the run (halt_on_error). Suppressions, each a
 # documented third-party false positive, are in scripts/sanitizers/.
+# Known: with the distribution's (uninstrumented) Abseil and gRPC, TSan does
+# not see absl::Mutex and reports every access it guards; see
+# bench/results/sanitizers.md.
 #
 # Not run by CI: it is two more full builds (one of every target), which on
 # CI's 2 cores would multiply the build time; run it before merging changes
