@@ -7,7 +7,10 @@
 //   jamba-mixer-worker --model DIR --placement FILE
 //
 // Once listening, stdout gets exactly one line "jamba-mixer-worker listening
-// on HOST:PORT". Health "jamba.internal.v1.MixerService" is SERVING while
+// on HOST:PORT" (then, with --health_port, "jamba-mixer-worker health on
+// HOST:PORT"). TLS and mutual TLS, both on this worker's port and towards
+// the expert workers, and the plaintext health port: the flags in
+// security/server_flags.h. Health "jamba.internal.v1.MixerService" is SERVING while
 // every expert shard answers. SIGTERM or SIGINT: NOT_SERVING at once, new
 // sequences refused (UNAVAILABLE: the router opens them elsewhere), open
 // ones go on; exit 0 once none is open, or 2 if some still were at
@@ -15,7 +18,6 @@
 // one line on stderr and exit code 1.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -40,6 +42,8 @@
 #include "model/config.h"
 #include "rpc/expert_placement.h"
 #include "rpc/grpc_options.h"
+#include "security/health_port.h"
+#include "security/server_flags.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (config.json + safetensors)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
@@ -50,7 +54,8 @@ ABSL_FLAG(std::string, experts, "",
 ABSL_FLAG(std::string, placement, "", "expert placement map (JSON) instead of --experts");
 ABSL_FLAG(std::string, backend, "cpu", "cpu (fast), cpu-ref (reference), cuda or auto");
 ABSL_FLAG(int, expert_timeout_ms, 30000, "deadline of one expert call");
-ABSL_FLAG(std::string, kv_cache_dtype, "f32", "KV cache element type: f32 or bf16 (half the bytes)");
+ABSL_FLAG(std::string, kv_cache_dtype, "f32",
+          "KV cache element type: f32 or bf16 (half the bytes)");
 ABSL_FLAG(std::string, expert_weights, "stored",
           "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
@@ -118,6 +123,9 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(dir));
   ASSIGN_OR_RETURN(options.placement, Placement(config));
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+  ASSIGN_OR_RETURN(options.expert_credentials, security::InternalChannelCredentialsFromFlags());
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   security::InternalServerCredentialsFromFlags());
   // Routed rows go back to the router with each step (set once the service
   // exists; nothing is routed before it serves).
   MixerServiceImpl* counter = nullptr;
@@ -131,20 +139,25 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   counter = &service;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
+  security::HealthStatus health;
+  RETURN_IF_ERROR(health.ServeHealthPort(host, security::HealthPortFromFlags()));
+  grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(HostPort(host, port), grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(HostPort(host, port), credentials, &bound_port);
   rpc::ConfigureInternalServer(&builder);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", HostPort(host, port)));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(rpc::kMixerHealthService, false);
+  health.SetMainServer(server.get());
+  health.Set("", true);
+  health.Set(rpc::kMixerHealthService, false);
   std::printf("jamba-mixer-worker listening on %s\n", HostPort(host, bound_port).c_str());
+  if (health.port() > 0) {
+    std::printf("jamba-mixer-worker health on %s\n", HostPort(host, health.port()).c_str());
+  }
   std::fflush(stdout);
 
   // Readiness follows the expert shards.
@@ -156,8 +169,8 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
         // Not live any more: the orchestrator restarts the process.
         Log(absl::StrCat("fatal: the mixer is broken: ", broken.ToString()));
         service.SetExpertsReady(false);
-        health->SetServingStatus(rpc::kMixerHealthService, false);
-        health->SetServingStatus("", false);
+        health.Set(rpc::kMixerHealthService, false);
+        health.Set("", false);
         return;
       }
       const absl::Status experts = executor->CheckExperts(kHealthInterval);
@@ -167,7 +180,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
                   : absl::StrCat("not serving: ", experts.ToString()));
       }
       service.SetExpertsReady(ready);
-      health->SetServingStatus(rpc::kMixerHealthService, ready);
+      health.Set(rpc::kMixerHealthService, ready);
     } while (!stop_monitor.WaitForNotificationWithTimeout(kHealthInterval));
   });
 
@@ -176,8 +189,8 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   Log(absl::StrCat("signal ", signal_number, ", draining"));
   stop_monitor.Notify();
   monitor.join();
-  health->SetServingStatus("", false);
-  health->SetServingStatus(rpc::kMixerHealthService, false);
+  health.Set("", false);
+  health.Set(rpc::kMixerHealthService, false);
   service.BeginDrain();
   *cut_off = !service.WaitForSequences(absl::Now() + absl::GetFlag(FLAGS_drain_timeout));
   // Ends the sessions (idle ones, or the cut-off ones' streams).

@@ -200,9 +200,16 @@ void RemoteMixers::Resolve() {
       replica->target = address;
       replica->origin = origin;
       replica->name = absl::StrCat("mixer replica ", address);
-      replica->channel =
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                    rpc::InternalChannelArguments(rpc::kMixerHealthService));
+      grpc::ChannelArguments args = rpc::InternalChannelArguments(rpc::kMixerHealthService);
+      if (options_.credentials != nullptr && absl::StartsWith(origin, kDnsPrefix)) {
+        const std::string name = origin.substr(std::strlen(kDnsPrefix));
+        args.SetSslTargetNameOverride(name.substr(0, name.rfind(':')));
+      }
+      replica->channel = grpc::CreateCustomChannel(address,
+                                                   options_.credentials != nullptr
+                                                       ? options_.credentials
+                                                       : grpc::InsecureChannelCredentials(),
+                                                   args);
       replica->stub = MixerService::NewStub(replica->channel);
       replicas_.push_back(std::move(replica));
     }

@@ -16,8 +16,14 @@
 // join without a restart. An address that leaves the name takes no new
 // sequences; its pinned ones go on while it answers.
 //
+// With TLS credentials, a replica found through "dns:///name:port" is
+// dialled at its address but must present a certificate for `name` (pod
+// addresses come and go; the name stays).
+//
 // Not thread-safe, except CheckReady (a health monitor's thread).
 #pragma once
+
+#include <grpcpp/security/credentials.h>
 
 #include <functional>
 #include <memory>
@@ -37,6 +43,8 @@ struct RemoteMixersOptions {
   // travels with it; the worker's expert calls end by it.)
   absl::Duration call_timeout = absl::Seconds(120);
   absl::Duration resolve_interval = absl::Seconds(10);
+  // Credentials of the channels to the replicas; plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Called on the engine thread with the rows each step routed to each
   // (layer, expert), as the replicas report them (for metrics).
   std::function<void(int layer, int expert, int64_t rows)> on_routed;

@@ -41,7 +41,8 @@ ABSL_FLAG(int, health_interval_ms, 2000,
           "how often readiness re-checks the expert shards (and waits for them)");
 ABSL_FLAG(int, metrics_port, -1, "serve Prometheus /metrics on this port (0: pick one, -1: off)");
 ABSL_FLAG(int64_t, state_budget_mb, 4096, "memory for sequence state (KV cache, conv/SSM state)");
-ABSL_FLAG(std::string, kv_cache_dtype, "f32", "KV cache element type: f32 or bf16 (half the bytes)");
+ABSL_FLAG(std::string, kv_cache_dtype, "f32",
+          "KV cache element type: f32 or bf16 (half the bytes)");
 ABSL_FLAG(std::string, expert_weights, "stored",
           "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
 ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
@@ -94,16 +95,16 @@ int main(int argc, char** argv) {
   options.health_port = jamba::security::HealthPortFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       jamba::security::PublicServerCredentialsFromFlags();
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> expert_credentials =
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> internal_credentials =
       jamba::security::InternalChannelCredentialsFromFlags();
-  for (const absl::Status& status : {credentials.status(), expert_credentials.status()}) {
+  for (const absl::Status& status : {credentials.status(), internal_credentials.status()}) {
     if (!status.ok()) {
       std::fprintf(stderr, "jamba-router: %s\n", std::string(status.message()).c_str());
       return 1;
     }
   }
   options.credentials = *std::move(credentials);
-  options.expert_credentials = *std::move(expert_credentials);
+  options.internal_credentials = *std::move(internal_credentials);
 
   absl::StatusOr<std::unique_ptr<jamba::router::RouterServer>> server =
       jamba::router::RouterServer::Start(options);

@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   mixer_options.model_dir = options.model_dir;
   ASSIGN_OR_RETURN(mixer_options.backend, ParseBackend(options.backend));
   mixer_options.expert_timeout = options.expert_timeout;
-  mixer_options.expert_credentials = options.expert_credentials;
+  mixer_options.expert_credentials = options.internal_credentials;
   mixer_options.model_options.kv_cache_dtype = options.engine.kv_cache_dtype;
   mixer_options.model_options.expert_weights = options.expert_weights;
   Metrics* metrics = &r->metrics_;
@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
     Log(absl::StrCat("using ", options.mixer_targets.size(), " mixer worker target(s)"));
     mixer::RemoteMixersOptions remote;
     remote.on_routed = mixer_options.on_routed;
+    remote.credentials = options.internal_credentials;
     ASSIGN_OR_RETURN(r->mixer_, mixer::RemoteMixers::Create(options.model_dir, config,
                                                             options.mixer_targets, remote));
   } else if (!options.placement_path.empty()) {

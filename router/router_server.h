@@ -51,8 +51,9 @@ struct RouterOptions {
   int metrics_port = -1;
   // Public API credentials (TLS, token); plaintext when null.
   std::shared_ptr<grpc::ServerCredentials> credentials;
-  // Credentials of the channels to the expert shards; plaintext when null.
-  std::shared_ptr<grpc::ChannelCredentials> expert_credentials;
+  // Credentials of the internal channels (to the expert shards, or to the
+  // mixer workers with mixer_targets); plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> internal_credentials;
   // Plaintext grpc.health.v1-only port for probes (-1: none, 0: pick one).
   int health_port = -1;
 };

@@ -1,7 +1,8 @@
 // End to end: a cluster with mutual TLS between the router and 2 expert
 // workers, TLS and a bearer token on the public API, plaintext health
-// ports; and a separate worker whose certificate files are rotated while
-// it runs. Certificates are made at run time by make_test_certs.sh.
+// ports; a router -> mixer worker -> expert workers chain under mutual
+// TLS; and a separate worker whose certificate files are rotated while it
+// runs. Certificates are made at run time by make_test_certs.sh.
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -15,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -34,6 +36,17 @@ using testing::Subprocess;
 
 constexpr char kRouterService[] = "jamba.v1.JambaService";
 constexpr char kExpertService[] = "jamba.internal.v1.ExpertService";
+constexpr char kMixerService[] = "jamba.internal.v1.MixerService";
+// A router prints its "listening on" line only after waiting up to 60 s
+// for its experts or mixer workers (router_server.cc); waiting longer
+// than that for the line means a slow readiness check shows as
+// NOT_SERVING, which only the tests that need readiness wait out, instead
+// of failing every test's setup.
+constexpr absl::Duration kRouterStartTimeout = absl::Seconds(120);
+// Deadline of one health or GetModelInfo call: ample for a first TLS
+// handshake on a loaded machine. What the tests check is the status code;
+// refusals (UNAVAILABLE, UNAUTHENTICATED) come back at once.
+constexpr absl::Duration kCallDeadline = absl::Seconds(30);
 
 struct Shared {
   std::string certs;  // folder of make_test_certs.sh output
@@ -57,13 +70,10 @@ absl::StatusOr<std::string> HealthAddress(const Subprocess& process) {
   return log.substr(start, log.find_first_of(" \n", start) - start);
 }
 
-std::vector<std::string> WorkerArgv(const std::string& experts, const std::string& dir) {
-  return {BinaryDir() + "/expert_worker/jamba-expert-worker",
-          "--model",
-          testing::SourceDir() + "/tests/testdata/tiny_model",
-          "--experts",
-          experts,
-          "--port",
+// Flags of a worker serving mutual TLS with the certificates in `dir`,
+// checked every second.
+std::vector<std::string> WorkerTlsFlags(const std::string& dir) {
+  return {"--port",
           "0",
           "--health_port",
           "0",
@@ -75,6 +85,41 @@ std::vector<std::string> WorkerArgv(const std::string& experts, const std::strin
           dir + "/server.key",
           "--internal_tls_ca",
           dir + "/ca.pem"};
+}
+
+std::vector<std::string> WorkerArgv(const std::string& experts, const std::string& dir) {
+  std::vector<std::string> argv = {BinaryDir() + "/expert_worker/jamba-expert-worker", "--model",
+                                   testing::SourceDir() + "/tests/testdata/tiny_model", "--experts",
+                                   experts};
+  for (std::string& flag : WorkerTlsFlags(dir)) argv.push_back(std::move(flag));
+  return argv;
+}
+
+// A router with mutual TLS towards its workers (`backends`: --experts or
+// --mixers and targets), TLS and the bearer token on its public port, and
+// a plaintext health port.
+std::vector<std::string> RouterArgv(const std::vector<std::string>& backends) {
+  std::vector<std::string> argv = {BinaryDir() + "/router/jamba-router",
+                                   "--model",
+                                   testing::SourceDir() + "/tests/testdata/tiny_model",
+                                   "--port",
+                                   "0",
+                                   "--health_port",
+                                   "0",
+                                   "--internal_tls_cert",
+                                   Cert("client.pem"),
+                                   "--internal_tls_key",
+                                   Cert("client.key"),
+                                   "--internal_tls_ca",
+                                   Cert("ca.pem"),
+                                   "--tls_cert",
+                                   Cert("server.pem"),
+                                   "--tls_key",
+                                   Cert("server.key"),
+                                   "--auth_token_file",
+                                   Cert("token")};
+  argv.insert(argv.end(), backends.begin(), backends.end());
+  return argv;
 }
 
 absl::Status StartCluster() {
@@ -92,29 +137,9 @@ absl::Status StartCluster() {
     shared->worker_health.push_back(health);
     shared->workers.push_back(std::move(worker));
   }
-  RETURN_IF_ERROR(
-      shared->router.Start({BinaryDir() + "/router/jamba-router",
-                            "--model",
-                            testing::SourceDir() + "/tests/testdata/tiny_model",
-                            "--port",
-                            "0",
-                            "--experts",
-                            shared->worker_addresses[0] + "," + shared->worker_addresses[1],
-                            "--health_port",
-                            "0",
-                            "--internal_tls_cert",
-                            Cert("client.pem"),
-                            "--internal_tls_key",
-                            Cert("client.key"),
-                            "--internal_tls_ca",
-                            Cert("ca.pem"),
-                            "--tls_cert",
-                            Cert("server.pem"),
-                            "--tls_key",
-                            Cert("server.key"),
-                            "--auth_token_file",
-                            Cert("token")}));
-  ASSIGN_OR_RETURN(shared->router_address, shared->router.WaitForAddress());
+  RETURN_IF_ERROR(shared->router.Start(
+      RouterArgv({"--experts", shared->worker_addresses[0] + "," + shared->worker_addresses[1]})));
+  ASSIGN_OR_RETURN(shared->router_address, shared->router.WaitForAddress(kRouterStartTimeout));
   ASSIGN_OR_RETURN(shared->router_health, HealthAddress(shared->router));
   return absl::OkStatus();
 }
@@ -152,7 +177,7 @@ std::shared_ptr<grpc::Channel> PlainChannel(const std::string& address) {
 grpc::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
                          bool* serving = nullptr, std::string* peer_cn = nullptr) {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
   HealthCheckRequest request;
   request.set_service(service);
   HealthCheckResponse response;
@@ -169,10 +194,39 @@ grpc::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const st
 grpc::Status ModelInfo(const std::shared_ptr<grpc::Channel>& channel,
                        const std::string& authorization) {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
   if (!authorization.empty()) context.AddMetadata("authorization", authorization);
   jamba::v1::ModelInfo info;
   return jamba::v1::JambaService::NewStub(channel)->GetModelInfo(&context, {}, &info);
+}
+
+// Polls `service`'s health over `channel` until SERVING (false after 60 s).
+bool WaitServing(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  bool serving = false;
+  while (!(CheckHealth(channel, service, &serving).ok() && serving) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return serving;
+}
+
+// 6 greedy tokens after a fixed prompt, with the bearer token.
+absl::StatusOr<std::vector<int>> Generate(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  context.AddMetadata("authorization", "Bearer " + shared->token);
+  jamba::v1::GenerateRequest request;
+  for (int id : {1, 17, 42, 99}) request.mutable_token_ids()->add_ids(id);
+  request.mutable_sampling()->set_max_new_tokens(6);
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_ignore_eos(true);
+  jamba::v1::GenerateResponse response;
+  grpc::Status status =
+      jamba::v1::JambaService::NewStub(channel)->Generate(&context, request, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  return std::vector<int>(response.token_ids().begin(), response.token_ids().end());
 }
 
 class SecurityE2ETest : public ::testing::Test {
@@ -194,26 +248,56 @@ class SecurityE2ETest : public ::testing::Test {
 TEST_F(SecurityE2ETest, MutualTlsClusterGenerates) {
   auto channel = TlsChannel(shared->router_address, "ca.pem", "");
   // The router reports ready only once it reached both workers over mTLS.
-  bool serving = false;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (!serving && absl::Now() < deadline) {
-    ASSERT_TRUE(CheckHealth(channel, kRouterService, &serving).ok());
-    if (!serving) absl::SleepFor(absl::Milliseconds(100));
-  }
-  ASSERT_TRUE(serving) << shared->router.log();
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  context.AddMetadata("authorization", "Bearer " + shared->token);
-  jamba::v1::GenerateRequest request;
-  for (int id : {1, 17, 42, 99}) request.mutable_token_ids()->add_ids(id);
-  request.mutable_sampling()->set_max_new_tokens(6);
-  request.mutable_sampling()->set_temperature(0);
-  request.mutable_sampling()->set_ignore_eos(true);
-  jamba::v1::GenerateResponse response;
-  grpc::Status status =
-      jamba::v1::JambaService::NewStub(channel)->Generate(&context, request, &response);
-  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << shared->router.log();
-  EXPECT_EQ(response.token_ids_size(), 6);
+  ASSERT_TRUE(WaitServing(channel, kRouterService)) << shared->router.log();
+  absl::StatusOr<std::vector<int>> ids = Generate(channel);
+  ASSERT_TRUE(ids.ok()) << ids.status() << "\n" << shared->router.log();
+  EXPECT_EQ(ids->size(), 6);
+}
+
+TEST_F(SecurityE2ETest, MixerWorkerChainUnderMutualTlsGenerates) {
+  // router -> mixer worker -> the 2 expert workers, every hop mutual TLS.
+  Subprocess mixer;
+  std::vector<std::string> mixer_argv = {
+      BinaryDir() + "/mixer_worker/jamba-mixer-worker", "--model",
+      testing::SourceDir() + "/tests/testdata/tiny_model", "--experts",
+      shared->worker_addresses[0] + "," + shared->worker_addresses[1]};
+  for (std::string& flag : WorkerTlsFlags(shared->certs)) mixer_argv.push_back(std::move(flag));
+  ASSERT_TRUE(mixer.Start(mixer_argv).ok());
+  absl::StatusOr<std::string> mixer_address = mixer.WaitForAddress();
+  ASSERT_TRUE(mixer_address.ok()) << mixer_address.status();
+  absl::StatusOr<std::string> mixer_health = HealthAddress(mixer);
+  ASSERT_TRUE(mixer_health.ok()) << mixer_health.status();
+  Subprocess router;
+  ASSERT_TRUE(router.Start(RouterArgv({"--mixers", *mixer_address})).ok());
+  absl::StatusOr<std::string> router_address = router.WaitForAddress(kRouterStartTimeout);
+  ASSERT_TRUE(router_address.ok()) << router_address.status();
+
+  // The mixer worker is ready only once it reached both expert workers,
+  // the router only once it reached the mixer worker.
+  EXPECT_TRUE(WaitServing(TlsChannel(*mixer_address, "ca.pem", "client"), kMixerService))
+      << mixer.log();
+  EXPECT_TRUE(WaitServing(PlainChannel(*mixer_health), kMixerService)) << mixer.log();
+  auto channel = TlsChannel(*router_address, "ca.pem", "");
+  ASSERT_TRUE(WaitServing(channel, kRouterService)) << router.log() << mixer.log();
+  absl::StatusOr<std::vector<int>> through_mixer = Generate(channel);
+  ASSERT_TRUE(through_mixer.ok()) << through_mixer.status() << "\n" << router.log() << mixer.log();
+  // The same tokens as the router that runs the mixer itself.
+  auto reference_channel = TlsChannel(shared->router_address, "ca.pem", "");
+  ASSERT_TRUE(WaitServing(reference_channel, kRouterService)) << shared->router.log();
+  absl::StatusOr<std::vector<int>> reference = Generate(reference_channel);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  EXPECT_EQ(*through_mixer, *reference);
+
+  // Clients without a certificate from the cluster CA are refused.
+  EXPECT_EQ(CheckHealth(TlsChannel(*mixer_address, "ca.pem", ""), kMixerService).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      CheckHealth(TlsChannel(*mixer_address, "ca.pem", "other-client"), kMixerService).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(CheckHealth(PlainChannel(*mixer_address), "").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(router.Stop(), 0) << router.log();
+  EXPECT_EQ(mixer.Stop(), 0) << mixer.log();
 }
 
 TEST_F(SecurityE2ETest, WorkerAcceptsOnlyClientsWithCertificateFromItsCa) {
