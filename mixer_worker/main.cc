@@ -15,12 +15,16 @@
 // sequences refused (UNAVAILABLE: the router opens them elsewhere), open
 // ones go on; exit 0 once none is open, or 2 if some still were at
 // --drain_timeout (their sessions are cancelled). Bad flags or checkpoints:
-// one line on stderr and exit code 1.
+// one line on stderr and exit code 1. When the mixer itself breaks (a fault
+// of its backend, not bad input or a lost shard): NOT_SERVING, also for
+// liveness, and exit code 3 at once.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -106,7 +110,7 @@ void Log(const std::string& line) {
 
 // Serves until a stop signal, then drains; *cut_off tells whether open
 // sequences had to be cut off.
-absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
+absl::Status Serve(const sigset_t& stop_signals, bool* cut_off, std::atomic<bool>* fatal) {
   const std::string dir = absl::GetFlag(FLAGS_model);
   const int port = absl::GetFlag(FLAGS_port);
   if (dir.empty()) return absl::InvalidArgumentError("--model DIR is required");
@@ -166,11 +170,13 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
     bool ready = false;
     do {
       if (const absl::Status broken = executor->Health(); !broken.ok()) {
-        // Not live any more: the orchestrator restarts the process.
+        // Not live any more: wake the main thread, which exits with 3.
         Log(absl::StrCat("fatal: the mixer is broken: ", broken.ToString()));
         service.SetExpertsReady(false);
         health.Set(rpc::kMixerHealthService, false);
         health.Set("", false);
+        *fatal = true;
+        kill(getpid(), SIGTERM);
         return;
       }
       const absl::Status experts = executor->CheckExperts(kHealthInterval);
@@ -186,9 +192,16 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  Log(absl::StrCat("signal ", signal_number, ", draining"));
   stop_monitor.Notify();
   monitor.join();
+  if (*fatal) {
+    // No drain: the sessions' state cannot be trusted any more.
+    server->Shutdown(std::chrono::system_clock::now());
+    server->Wait();
+    Log("stopped after a fatal mixer error");
+    return absl::OkStatus();
+  }
+  Log(absl::StrCat("signal ", signal_number, ", draining"));
   health.Set("", false);
   health.Set(rpc::kMixerHealthService, false);
   service.BeginDrain();
@@ -223,10 +236,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   bool cut_off = false;
-  const absl::Status status = jamba::mixer::Serve(stop_signals, &cut_off);
+  std::atomic<bool> fatal{false};
+  const absl::Status status = jamba::mixer::Serve(stop_signals, &cut_off, &fatal);
   if (!status.ok()) {
     std::fprintf(stderr, "jamba-mixer-worker: %s\n", std::string(status.message()).c_str());
     return 1;
   }
+  if (fatal) return 3;
   return cut_off ? 2 : 0;
 }

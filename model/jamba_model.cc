@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "core/failpoint.h"
 #include "core/status_macros.h"
 #include "model/attention_mixer.h"
 #include "model/local_experts.h"
@@ -203,6 +204,9 @@ absl::Status JambaModel::RunLayers(std::vector<MicroBatch>& parts) {
 
 absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch, LogitsMode mode) {
   RETURN_IF_ERROR(Validate(batch));
+  if (FailpointFires("model_forward")) {
+    return absl::InternalError("failpoint model_forward: injected engine failure");
+  }
   kernels::Backend* b = backend_;
   const int64_t H = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
