@@ -7,7 +7,8 @@
 // requests of --rows rows to one expert. "cold" cycles over every hosted
 // (layer, expert) pair, as decode does, so the weights come from memory;
 // "warm" repeats one pair, whose weights then sit in cache. Thread count:
-// JAMBA_NUM_THREADS.
+// JAMBA_NUM_THREADS. --expert_weights int8 quantises the experts at load,
+// as the worker's flag does.
 //
 // Remote mode (--target HOST:PORT, a running jamba-expert-worker) sends the
 // same requests one at a time over one Compute stream, as the router does,
@@ -47,6 +48,7 @@
 #include "core/thread_pool.h"
 #include "expert_worker/expert_service.h"
 #include "model/checkpoint.h"
+#include "model/jamba_model.h"
 #include "model/local_experts.h"
 #include "model/weight_loader.h"
 #include "rpc/expert_placement.h"
@@ -63,6 +65,8 @@ ABSL_FLAG(bool, sync_echo, false,
 ABSL_FLAG(int, rows, 1, "rows per request (decode: 1)");
 ABSL_FLAG(int, calls, 400, "timed calls per case");
 ABSL_FLAG(std::string, wire, "f32", "wire dtype of the rows: f32 or bf16");
+ABSL_FLAG(std::string, expert_weights, "stored",
+          "local mode: \"stored\" or \"int8\" (as the worker's --expert_weights)");
 
 namespace jamba {
 namespace {
@@ -146,9 +150,11 @@ absl::Status RunLocal(int rows, int calls, DType wire) {
                    rpc::ParseExpertsFlag(absl::GetFlag(FLAGS_experts), config));
   ASSIGN_OR_RETURN(std::unique_ptr<kernels::Backend> backend,
                    kernels::CreateBackend(kernels::BackendKind::kCpu));
+  ASSIGN_OR_RETURN(const model::ExpertWeights expert_weights,
+                   model::ParseExpertWeights(absl::GetFlag(FLAGS_expert_weights)));
   model::WeightLoader loader(checkpoint.get(), backend.get());
   ASSIGN_OR_RETURN(std::unique_ptr<model::LocalExperts> experts,
-                   model::LocalExperts::Load(loader, backend.get(), hosts));
+                   model::LocalExperts::Load(loader, backend.get(), hosts, expert_weights));
   ASSIGN_OR_RETURN(const int64_t weight_bytes, expert::ExpertWeightBytes(*checkpoint, hosts));
   std::vector<Pair> pairs;
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
@@ -157,7 +163,7 @@ absl::Status RunLocal(int rows, int calls, DType wire) {
     }
   }
   const int64_t per_expert = weight_bytes / static_cast<int64_t>(pairs.size());
-  std::printf("threads %d, %zu experts hosted, %.2f MiB of weights per expert\n",
+  std::printf("threads %d, %zu experts hosted, %.2f MiB of weights per expert as stored\n",
               ThreadPool::Default().num_threads(), pairs.size(), per_expert / 1048576.0);
   const double gbps = ReadBandwidth(int64_t{256} << 20);
   std::printf("memory read bandwidth %.1f GB/s: one expert's weights take %.0f us to read\n", gbps,
