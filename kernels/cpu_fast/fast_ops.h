@@ -27,7 +27,8 @@ void FastCausalConv1d(CpuIsa isa, const CausalConv1dParams& p);
 // y = silu(gate) ⊙ up with a vectorised SiLU; y may alias either input.
 void FastSiluMul(CpuIsa isa, const Tensor& gate, const Tensor& up, Tensor* y);
 
-// See GroupedExpertMlpParams: the reference grouping over FastMatMul.
+// See GroupedExpertMlpParams: routes grouped by expert; F32/BF16 weights over
+// FastMatMul, I8 over Int8MatMul (int8_matmul.h), never widened.
 void FastGroupedExpertMlp(CpuIsa isa, const GroupedExpertMlpParams& p);
 
 }  // namespace jamba::kernels
