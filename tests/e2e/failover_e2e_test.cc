@@ -137,7 +137,9 @@ class FailoverE2ETest : public ::testing::Test {
       ASSERT_LT(call->tokens(), kTokens) << "generation ended before the replica was lost";
     }
     const int exit_code = cluster_.worker(Worker(1, 0)).Stop(signal);
-    if (signal == SIGTERM) EXPECT_EQ(exit_code, 0) << cluster_.worker(Worker(1, 0)).log();
+    if (signal == SIGTERM) {
+      EXPECT_EQ(exit_code, 0) << cluster_.worker(Worker(1, 0)).log();
+    }
     int unfinished = 0;
     for (auto& call : calls) unfinished += call->tokens() < kTokens ? 1 : 0;
     EXPECT_GT(unfinished, 0) << "every stream ended before the replica was gone";
