@@ -178,6 +178,8 @@ void CudaBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, T
     g.M = M;
     g.N = N;
     g.K = K;
+    // Fewer two-column warps than four per multiprocessor leave SMs idle.
+    g.column_blocks_below = std::min<int64_t>(8 * int64_t{num_sms_}, 1024);
     cuda::LaunchGemv(g, stream);
     return;
   }

@@ -38,10 +38,48 @@ __global__ void __launch_bounds__(kWarps * 32) GemvKernel(GemvParams p) {
   }
 }
 
+// Few columns (x_proj's B and C, the MoE router): a block per column n,
+// its kWarps warps each summing every kWarps-th vector of the row, then
+// the warps' sums added in warp order (deterministic), so the row is read
+// by a whole block instead of half a warp and more multiprocessors work.
+template <typename W, bool kVec>
+__global__ void __launch_bounds__(kWarps * 32) GemvColumnKernel(GemvParams p) {
+  __shared__ float partial[kWarps][kGemvMaxRows];
+  const int64_t n = blockIdx.x;
+  const int warp = threadIdx.x / 32;
+  const W* const rows[1] = {static_cast<const W*>(p.w) + n * p.K};  // [K]
+  const float* xs[kGemvMaxRows];
+#pragma unroll
+  for (int j = 0; j < kGemvMaxRows; ++j) xs[j] = p.x + (j < p.M ? j : 0) * p.K;
+  float acc[1][kGemvMaxRows];
+  WarpDotsRows<W, 1, kGemvMaxRows, kVec>(rows, p.K, xs, static_cast<int>(p.M), acc, warp, kWarps);
+  if (threadIdx.x % 32 == 0) {
+#pragma unroll
+    for (int j = 0; j < kGemvMaxRows; ++j) partial[warp][j] = acc[0][j];
+  }
+  __syncthreads();
+  if (threadIdx.x >= kGemvMaxRows || threadIdx.x >= p.M) return;
+  const int j = threadIdx.x;
+  float sum = 0.0f;
+  for (int w = 0; w < kWarps; ++w) sum += partial[w][j];
+  p.y[j * p.N + n] = sum + (p.bias != nullptr ? p.bias[n] : 0.0f);
+}
+
 template <typename W>
 void Launch(const GemvParams& p, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((p.N + 2 * kWarps - 1) / (2 * kWarps));
   const bool vec = CanVectorize(p.w, sizeof(W), p.K) && CanVectorize(p.x, 4, p.K);
+  // Two columns per warp fill the device once there are enough of them.
+  if (p.N < p.column_blocks_below) {
+    const unsigned blocks = static_cast<unsigned>(p.N);
+    if (vec) {
+      GemvColumnKernel<W, true><<<blocks, kWarps * 32, 0, stream>>>(p);
+    } else {
+      GemvColumnKernel<W, false><<<blocks, kWarps * 32, 0, stream>>>(p);
+    }
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const unsigned blocks = static_cast<unsigned>((p.N + 2 * kWarps - 1) / (2 * kWarps));
   if (vec) {
     GemvKernel<W, true><<<blocks, kWarps * 32, 0, stream>>>(p);
   } else {

@@ -64,6 +64,9 @@ struct GemvParams {
   const float* bias = nullptr;  // [N] or null
   float* y = nullptr;           // [M, N]
   int64_t M = 0, N = 0, K = 0;
+  // Below this many columns, a block per column (spreads a short N over
+  // the multiprocessors); 0: never.
+  int64_t column_blocks_below = 0;
 };
 void LaunchGemv(const GemvParams& p, cudaStream_t stream);
 

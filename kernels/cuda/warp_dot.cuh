@@ -69,13 +69,16 @@ __device__ __forceinline__ void VecToF32<int8_t>(const uint4& raw, float (&wf)[1
 // acc[m][j] (+)= w[m][0:K] · xs[j][0:K] for m < M and j < nr (nr <= R),
 // summed over the warp; every lane gets the totals. The M weight rows are
 // read once and each activation load serves all M of them. kVec: K is a
-// multiple of the vector width and w, xs are 16-byte aligned.
+// multiple of the vector width and w, xs are 16-byte aligned. With
+// parts > 1 the warp sums only its share `part` of the K vectors (every
+// parts-th one), for kernels that spread one row over several warps.
 template <typename W, int M, int R, bool kVec>
 __device__ __forceinline__ void WarpDotsRows(const W* const (&w)[M], int64_t K,
                                              const float* const (&xs)[R], int nr,
-                                             float (&acc)[M][R]) {
+                                             float (&acc)[M][R], int part = 0, int parts = 1) {
   constexpr int V = WeightVec<W>::kElems;
-  const int lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32 + 32 * part;
+  const int64_t lanes = 32 * int64_t{parts};
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll
@@ -85,7 +88,7 @@ __device__ __forceinline__ void WarpDotsRows(const W* const (&w)[M], int64_t K,
   if (kVec) {
     constexpr int kUnroll = M == 1 ? 4 : 2;
 #pragma unroll kUnroll
-    for (int64_t k = int64_t{lane} * V; k < K; k += 32 * V) {
+    for (int64_t k = int64_t{lane} * V; k < K; k += lanes * V) {
       uint4 raw[M];
 #pragma unroll
       for (int m = 0; m < M; ++m) raw[m] = __ldg(reinterpret_cast<const uint4*>(w[m] + k));
@@ -109,7 +112,7 @@ __device__ __forceinline__ void WarpDotsRows(const W* const (&w)[M], int64_t K,
     }
     k0 = K;
   }
-  for (int64_t k = k0 + lane; k < K; k += 32) {
+  for (int64_t k = k0 + lane; k < K; k += lanes) {
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float wk = ToF32<W>(w[m][k]);

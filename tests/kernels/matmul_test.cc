@@ -87,6 +87,23 @@ TEST_P(MatMulTest, DecodeSizedBatches) {
   }
 }
 
+// Single rows against few and many output columns: CUDA's GEMV gives a few
+// columns a block each and many columns two per warp (the switch is at
+// 8 columns per multiprocessor, so 2001 takes the second path on any GPU
+// with up to 250 of them); odd counts leave a lone last column.
+TEST_P(MatMulTest, SingleRowFewAndManyColumns) {
+  std::mt19937 rng(8);
+  for (const int64_t N : {1, 16, 2001}) {
+    for (const int64_t K : {256, 1001}) {
+      SCOPED_TRACE(::testing::Message() << "N " << N << " K " << K);
+      const Tensor x = RandomF32({1, K}, &rng), wb = RandomBF16({N, K}, &rng);
+      const Tensor bias = RandomF32({N}, &rng);
+      const double tol = std::max(1e-4, GetParam().bf16_matmul_tolerance);
+      ExpectAllClose(Run(x, wb, &bias), RefMatMul(x, wb, &bias), tol, tol);
+    }
+  }
+}
+
 TEST_P(MatMulTest, F16Weights) {
   std::mt19937 rng(4);
   const Tensor x = RandomF32({5, 61}, &rng), w = RandomF16({19, 61}, &rng);
@@ -104,9 +121,8 @@ TEST_P(MatMulTest, RowsIndependentOfBatch) {
   const std::vector<double> all = ToDoubles(Run(x, w, nullptr));
   // Bit-identical where the backend promises it, else equal up to its
   // rounding (CUDA's bf16 mode rounds x to bf16 for cuBLAS, not for GEMV).
-  const double tol = GetParam().batch_invariant_matmul
-                         ? 0.0
-                         : std::max(1e-4, GetParam().bf16_matmul_tolerance);
+  const double tol =
+      GetParam().batch_invariant_matmul ? 0.0 : std::max(1e-4, GetParam().bf16_matmul_tolerance);
   for (int64_t m = 0; m < 6; ++m) {
     const std::vector<double> one = ToDoubles(Run(x.Slice(m, m + 1).Clone(), w, nullptr));
     for (int64_t n = 0; n < 50; ++n) ASSERT_NEAR(one[n], all[m * 50 + n], tol) << m << "," << n;
