@@ -1,0 +1,185 @@
+// PackedMatMulAvx2 (matmul_tiles.h): the prefill GEMM, a 6 x 16 register
+// tile (6 x rows broadcast, 16 w rows in two vectors, 12 accumulators) on
+// packed panels, with the arithmetic of Avx2Tile.
+//
+// Avx2Tile gives each output 8 lane sums, lane l over k = 8c + l for c in
+// order (one FMA each, K zero-padded to Kp = 8 * K8), then adds the lanes as
+// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)) and the bias. Here the panels are
+// packed lane-major, [8 lanes][K8][rows], so for each lane the tile is an
+// ordinary outer-product GEMM over c; the 8 lane results of the tile are
+// then added in that same order. Every output is therefore bit-identical to
+// the GEMV path, whatever M: a row's result does not depend on its batch.
+//
+// x is packed once into strips of 6 rows; each thread packs its blocks of w
+// rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
+// 16 rows and runs every x strip (in L1 while it sweeps the block) against
+// every w strip of the block.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/vec_math_avx2.h"
+
+namespace jamba::kernels {
+namespace {
+
+constexpr int kMR = 6;                      // x rows per strip
+constexpr int kNR = 16;                     // w rows per strip
+constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
+
+// 8 consecutive values of row[k, k + 8) as f32, zero past K.
+template <typename T>
+JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
+  alignas(32) T tmp[8] = {};
+  const T* p = row + k;
+  if (k + 8 > K) {
+    std::memcpy(tmp, row + k, (K - k) * sizeof(T));
+    p = tmp;
+  }
+  if constexpr (sizeof(T) == 2) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_loadu_ps(p);
+  }
+}
+
+// r[i][j] <- r[j][i] for the 8 x 8 block in r.
+JAMBA_AVX2 inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded.
+template <typename T>
+JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, float* dst) {
+  for (int64_t c = 0; c < K8; ++c) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) {
+        const int row = half * 8 + j;
+        r[j] = row < nr ? LoadChunk(w + row * ld, 8 * c, K) : _mm256_setzero_ps();
+      }
+      Transpose8(r);  // r[l] = lane l of rows half*8 .. half*8+7
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + (l * K8 + c) * kNR + half * 8, r[l]);
+    }
+  }
+}
+
+// mr <= 6 rows of x[*, K] (ld apart) -> dst [8][K8][6], zero-padded.
+void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, float* dst) {
+  std::fill(dst, dst + 8 * K8 * kMR, 0.0f);
+  for (int i = 0; i < mr; ++i) {
+    for (int64_t k = 0; k < K; ++k) dst[((k % 8) * K8 + k / 8) * kMR + i] = x[i * ld + k];
+  }
+}
+
+// y[i, j] (i < mr, j < nr) from a packed x strip and w strip.
+JAMBA_AVX2 void Kernel(const float* xp, const float* wp, int64_t K8, const float* bias, float* y,
+                       int64_t ldy, int mr, int nr) {
+  alignas(32) float part[8][kMR][kNR];  // per-lane sums
+  for (int l = 0; l < 8; ++l) {
+    const float* a = xp + l * K8 * kMR;  // [K8][6]
+    const float* b = wp + l * K8 * kNR;  // [K8][16]
+    __m256 acc[kMR][2];
+    for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < K8; ++c) {
+      const __m256 b0 = _mm256_loadu_ps(b + c * kNR), b1 = _mm256_loadu_ps(b + c * kNR + 8);
+      for (int i = 0; i < kMR; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + c * kMR + i);
+        acc[i][0] = _mm256_fmadd_ps(b0, ai, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(b1, ai, acc[i][1]);
+      }
+    }
+    for (int i = 0; i < kMR; ++i) {
+      _mm256_store_ps(part[l][i], acc[i][0]);
+      _mm256_store_ps(part[l][i] + 8, acc[i][1]);
+    }
+  }
+  alignas(32) float bias_row[kNR] = {};
+  if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
+  for (int i = 0; i < mr; ++i) {
+    alignas(32) float out[kNR];
+    for (int h = 0; h < kNR; h += 8) {
+      __m256 v[8];
+      for (int l = 0; l < 8; ++l) v[l] = _mm256_load_ps(part[l][i] + h);
+      // Avx2Tile's HSum order, then its bias add.
+      const __m256 sum = _mm256_add_ps(
+          _mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
+          _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
+      _mm256_store_ps(out + h, bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h))
+                                               : sum);
+    }
+    std::memcpy(y + i * ldy, out, nr * sizeof(float));
+  }
+}
+
+template <typename WType>
+void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
+         float* y) {
+  const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR, strip_w = 8 * K8 * kNR;
+  const int64_t x_strips = (M + kMR - 1) / kMR;
+  std::vector<float> xp(static_cast<size_t>(x_strips * strip_x));  // [x_strips][8][K8][6]
+  ThreadPool& pool = ThreadPool::Default();
+  pool.ParallelFor(x_strips, 16, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
+      PackX(x + s * kMR * K, K, mr, K, K8, xp.data() + s * strip_x);
+    }
+  });
+
+  // Blocks of w rows: whole strips, about kBlockBytes packed, and small
+  // enough that every thread gets one.
+  const int64_t threads = pool.num_threads();
+  int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
+  strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
+  const int64_t block = std::max<int64_t>(1, strips) * kNR;
+  const int64_t num_blocks = (N + block - 1) / block;
+  pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> wp(static_cast<size_t>(block / kNR * strip_w));  // [strips][8][K8][16]
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
+      for (int64_t n = n0; n < n1; n += kNR) {
+        const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+        PackW(w + n * K, K, nr, K, K8, wp.data() + (n - n0) / kNR * strip_w);
+      }
+      for (int64_t m = 0; m < M; m += kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m));
+        for (int64_t n = n0; n < n1; n += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+          Kernel(xp.data() + m / kMR * strip_x, wp.data() + (n - n0) / kNR * strip_w, K8,
+                 bias != nullptr ? bias + n : nullptr, y + m * N + n, N, mr, nr);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
+                      int64_t N, const float* bias, float* y) {
+  if (w_bf16) {
+    Run(x, M, K, static_cast<const uint16_t*>(w), N, bias, y);
+  } else {
+    Run(x, M, K, static_cast<const float*>(w), N, bias, y);
+  }
+}
+
+}  // namespace jamba::kernels
