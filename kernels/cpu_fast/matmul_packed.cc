@@ -12,8 +12,9 @@
 //
 // x is packed once into strips of 6 rows; each thread packs its blocks of w
 // rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
-// 16 rows and runs every x strip (in L1 while it sweeps the block) against
-// every w strip of the block.
+// 16 rows. Lanes double as K blocks: a group of x strips runs against one w
+// strip lane by lane, keeping that lane's w section in L1; the lane sums
+// wait in a small buffer until the group's tiles are combined.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +30,7 @@ namespace {
 constexpr int kMR = 6;                      // x rows per strip
 constexpr int kNR = 16;                     // w rows per strip
 constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
+constexpr int64_t kGroup = 8;               // x strips per pass over a w strip
 
 // 8 consecutive values of row[k, k + 8) as f32, zero past K.
 template <typename T>
@@ -90,35 +92,51 @@ void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, float* dst
   }
 }
 
-// y[i, j] (i < mr, j < nr) from a packed x strip and w strip.
-JAMBA_AVX2 void Kernel(const float* xp, const float* wp, int64_t K8, const float* bias, float* y,
-                       int64_t ldy, int mr, int nr) {
-  alignas(32) float part[8][kMR][kNR];  // per-lane sums
-  for (int l = 0; l < 8; ++l) {
-    const float* a = xp + l * K8 * kMR;  // [K8][6]
-    const float* b = wp + l * K8 * kNR;  // [K8][16]
-    __m256 acc[kMR][2];
-    for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < K8; ++c) {
-      const __m256 b0 = _mm256_loadu_ps(b + c * kNR), b1 = _mm256_loadu_ps(b + c * kNR + 8);
-      for (int i = 0; i < kMR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + c * kMR + i);
-        acc[i][0] = _mm256_fmadd_ps(b0, ai, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(b1, ai, acc[i][1]);
-      }
-    }
-    for (int i = 0; i < kMR; ++i) {
-      _mm256_store_ps(part[l][i], acc[i][0]);
-      _mm256_store_ps(part[l][i] + 8, acc[i][1]);
-    }
+// part[6][16] = lane l's sums of a 6 x 16 tile: a [K8][6] x lane section
+// against a [K8][16] w lane section, one FMA per c in order.
+// (Named accumulators: GCC spills an indexed __m256 array to the stack.)
+JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t K8, float* part) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t c = 0; c < K8; ++c, a += kMR, b += kNR) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(b0, ai, c00);
+    c01 = _mm256_fmadd_ps(b1, ai, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(b0, ai, c10);
+    c11 = _mm256_fmadd_ps(b1, ai, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(b0, ai, c20);
+    c21 = _mm256_fmadd_ps(b1, ai, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(b0, ai, c30);
+    c31 = _mm256_fmadd_ps(b1, ai, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(b0, ai, c40);
+    c41 = _mm256_fmadd_ps(b1, ai, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(b0, ai, c50);
+    c51 = _mm256_fmadd_ps(b1, ai, c51);
   }
+  const __m256 rows[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                               {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < kMR; ++i) {
+    _mm256_storeu_ps(part + i * kNR, rows[i][0]);
+    _mm256_storeu_ps(part + i * kNR + 8, rows[i][1]);
+  }
+}
+
+// y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][6][16] of a tile.
+JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t ldy, int mr,
+                        int nr) {
   alignas(32) float bias_row[kNR] = {};
   if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
   for (int i = 0; i < mr; ++i) {
     alignas(32) float out[kNR];
     for (int h = 0; h < kNR; h += 8) {
       __m256 v[8];
-      for (int l = 0; l < 8; ++l) v[l] = _mm256_load_ps(part[l][i] + h);
+      for (int l = 0; l < 8; ++l) v[l] = _mm256_loadu_ps(part + (l * kMR + i) * kNR + h);
       // Avx2Tile's HSum order, then its bias add.
       const __m256 sum = _mm256_add_ps(
           _mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
@@ -153,18 +171,31 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t num_blocks = (N + block - 1) / block;
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> wp(static_cast<size_t>(block / kNR * strip_w));  // [strips][8][K8][16]
+    std::vector<float> part(kGroup * 8 * kMR * kNR);  // [kGroup][8][6][16]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       for (int64_t n = n0; n < n1; n += kNR) {
         const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
         PackW(w + n * K, K, nr, K, K8, wp.data() + (n - n0) / kNR * strip_w);
       }
-      for (int64_t m = 0; m < M; m += kMR) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m));
+      // Groups of x strips against one w strip, lane by lane: the w lane
+      // section stays in L1 across the group, the group's x in L2.
+      for (int64_t g0 = 0; g0 < x_strips; g0 += kGroup) {
+        const int64_t g1 = std::min(x_strips, g0 + kGroup);
         for (int64_t n = n0; n < n1; n += kNR) {
+          const float* ws = wp.data() + (n - n0) / kNR * strip_w;
+          for (int l = 0; l < 8; ++l) {
+            for (int64_t g = g0; g < g1; ++g) {
+              LaneTile(xp.data() + g * strip_x + l * K8 * kMR, ws + l * K8 * kNR, K8,
+                       part.data() + ((g - g0) * 8 + l) * kMR * kNR);
+            }
+          }
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-          Kernel(xp.data() + m / kMR * strip_x, wp.data() + (n - n0) / kNR * strip_w, K8,
-                 bias != nullptr ? bias + n : nullptr, y + m * N + n, N, mr, nr);
+          for (int64_t g = g0; g < g1; ++g) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, M - g * kMR));
+            Combine(part.data() + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
+                    y + g * kMR * N + n, N, mr, nr);
+          }
         }
       }
     }
