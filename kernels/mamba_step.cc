@@ -10,8 +10,7 @@
 namespace jamba::kernels {
 
 absl::Status Backend::MambaStep(const MambaStepParams& p) {
-  JAMBA_CHECK(p.x.rank() == 2 && p.dt_proj.rank() == 2 && p.A.rank() == 2 &&
-              p.x_proj.rank() == 2)
+  JAMBA_CHECK(p.x.rank() == 2 && p.dt_proj.rank() == 2 && p.A.rank() == 2 && p.x_proj.rank() == 2)
       << "MambaStep: x " << p.x.DebugString() << " dt_proj " << p.dt_proj.DebugString() << " A "
       << p.A.DebugString() << " x_proj " << p.x_proj.DebugString();
   const int64_t S = p.x.dim(0), Di = p.x.dim(1), R = p.dt_proj.dim(1), N = p.A.dim(1);

@@ -29,9 +29,8 @@ constexpr int64_t kMinScanWork = 8192;  // items x d_state
 bool Covered(CpuIsa isa, const MambaStepParams& p) {
   const bool ranks = p.x.rank() == 2 && p.A.rank() == 2 && p.dt_proj.rank() == 2 &&
                      p.conv_weight.rank() == 2 && p.x_proj.rank() == 2;
-  return isa != CpuIsa::kPortable && ranks && p.x.dim(1) % 8 == 0 &&
-         p.A.dim(1) <= kMaxState && p.conv_weight.dim(1) <= kMaxK &&
-         p.x_proj.dim(0) == p.dt_proj.dim(1) + 2 * p.A.dim(1) &&
+  return isa != CpuIsa::kPortable && ranks && p.x.dim(1) % 8 == 0 && p.A.dim(1) <= kMaxState &&
+         p.conv_weight.dim(1) <= kMaxK && p.x_proj.dim(0) == p.dt_proj.dim(1) + 2 * p.A.dim(1) &&
          p.conv_states.size() == static_cast<size_t>(p.x.dim(0)) &&
          p.ssm_states.size() == static_cast<size_t>(p.x.dim(0));
 }
@@ -63,10 +62,9 @@ bool FastMambaStep(CpuIsa isa, const MambaStepParams& p) {
   const DType dt_type = p.dt_proj.dtype();
   const bool inline_delta =
       isa == CpuIsa::kAvx2 && (dt_type == DType::kF32 || dt_type == DType::kBF16);
-  JAMBA_CHECK(p.dt_bias.dtype() == DType::kF32 && p.dt_bias.numel() == Di &&
-              p.dt_proj.dim(0) == Di)
-      << "MambaStep: dt_proj " << p.dt_proj.DebugString() << " dt_bias "
-      << p.dt_bias.DebugString() << " for Di " << Di;
+  JAMBA_CHECK(p.dt_bias.dtype() == DType::kF32 && p.dt_bias.numel() == Di && p.dt_proj.dim(0) == Di)
+      << "MambaStep: dt_proj " << p.dt_proj.DebugString() << " dt_bias " << p.dt_bias.DebugString()
+      << " for Di " << Di;
   CheckHost(p.dt_proj, "MambaStep", "dt_proj");
   CheckHost(p.dt_bias, "MambaStep", "dt_bias");
 

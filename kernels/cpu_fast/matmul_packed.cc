@@ -138,11 +138,11 @@ JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t 
       __m256 v[8];
       for (int l = 0; l < 8; ++l) v[l] = _mm256_loadu_ps(part + (l * kMR + i) * kNR + h);
       // Avx2Tile's HSum order, then its bias add.
-      const __m256 sum = _mm256_add_ps(
-          _mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
-          _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
-      _mm256_store_ps(out + h, bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h))
-                                               : sum);
+      const __m256 sum =
+          _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
+                        _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
+      _mm256_store_ps(out + h,
+                      bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
     }
     std::memcpy(y + i * ldy, out, nr * sizeof(float));
   }
@@ -171,7 +171,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t num_blocks = (N + block - 1) / block;
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> wp(static_cast<size_t>(block / kNR * strip_w));  // [strips][8][K8][16]
-    std::vector<float> part(kGroup * 8 * kMR * kNR);  // [kGroup][8][6][16]
+    std::vector<float> part(kGroup * 8 * kMR * kNR);                    // [kGroup][8][6][16]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       for (int64_t n = n0; n < n1; n += kNR) {
@@ -204,8 +204,8 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
 
 }  // namespace
 
-void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
-                      int64_t N, const float* bias, float* y) {
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
+                      const float* bias, float* y) {
   if (w_bf16) {
     Run(x, M, K, static_cast<const uint16_t*>(w), N, bias, y);
   } else {

@@ -168,8 +168,7 @@ TEST_P(MambaStepTest, EqualsComposedOps) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, MambaStepTest, ::testing::ValuesIn(TestBackends()),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MambaStepTest, ::testing::ValuesIn(TestBackends()), BackendName);
 
 }  // namespace
 }  // namespace jamba::kernels::testing
