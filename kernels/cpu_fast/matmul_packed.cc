@@ -32,21 +32,24 @@ constexpr int kNR = 16;                     // w rows per strip
 constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
 constexpr int64_t kGroup = 8;               // x strips per pass over a w strip
 
-// 8 consecutive values of row[k, k + 8) as f32, zero past K.
+// p[0, 8) as f32 (bf16 is the top half of an f32: exact).
 template <typename T>
-JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
-  alignas(32) T tmp[8] = {};
-  const T* p = row + k;
-  if (k + 8 > K) {
-    std::memcpy(tmp, row + k, (K - k) * sizeof(T));
-    p = tmp;
-  }
+JAMBA_AVX2 inline __m256 Widen(const T* p) {
   if constexpr (sizeof(T) == 2) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   } else {
     return _mm256_loadu_ps(p);
   }
+}
+
+// row[k, k + 8) as f32, zero past K.
+template <typename T>
+JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
+  if (k + 8 <= K) return Widen(row + k);
+  alignas(32) T tmp[8] = {};
+  std::memcpy(tmp, row + k, (K - k) * sizeof(T));
+  return Widen(tmp);
 }
 
 // r[i][j] <- r[j][i] for the 8 x 8 block in r.
@@ -134,6 +137,7 @@ JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t 
   if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
   for (int i = 0; i < mr; ++i) {
     alignas(32) float out[kNR];
+    float* dst = nr == kNR ? y + i * ldy : out;  // a full row goes straight to y
     for (int h = 0; h < kNR; h += 8) {
       __m256 v[8];
       for (int l = 0; l < 8; ++l) v[l] = _mm256_loadu_ps(part + (l * kMR + i) * kNR + h);
@@ -141,10 +145,10 @@ JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t 
       const __m256 sum =
           _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
                         _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
-      _mm256_store_ps(out + h,
-                      bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
+      _mm256_storeu_ps(dst + h,
+                       bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
     }
-    std::memcpy(y + i * ldy, out, nr * sizeof(float));
+    if (nr < kNR) std::memcpy(y + i * ldy, out, nr * sizeof(float));
   }
 }
 
