@@ -13,8 +13,9 @@
 // x is packed once into strips of 6 rows; each thread packs its blocks of w
 // rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
 // 16 rows. Lanes double as K blocks: a group of x strips runs against one w
-// strip lane by lane, keeping that lane's w section in L1; the lane sums
-// wait in a small buffer until the group's tiles are combined.
+// strip lane by lane, and each lane in pieces of kSteps values of c, so the
+// piece of w and the group's pieces of x stay in L1; the lane sums wait in
+// a small buffer until the group's tiles are combined.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -30,7 +31,9 @@ namespace {
 constexpr int kMR = 6;                      // x rows per strip
 constexpr int kNR = 16;                     // w rows per strip
 constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
-constexpr int64_t kGroup = 8;               // x strips per pass over a w strip
+constexpr int64_t kMaxGroup = 8;            // x strips per pass over a w strip
+constexpr int64_t kGroupBytes = 160 << 10;  // their packed x, beside the w block in L2
+constexpr int64_t kSteps = 64;              // c values per pass: 4 KiB of w, 12 of x
 
 // p[0, 8) as f32 (bf16 is the top half of an f32: exact).
 template <typename T>
@@ -95,13 +98,23 @@ void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, float* dst
   }
 }
 
-// part[6][16] = lane l's sums of a 6 x 16 tile: a [K8][6] x lane section
-// against a [K8][16] w lane section, one FMA per c in order.
+// part[6][16] = lane l's sums of a 6 x 16 tile over `steps` values of c: a
+// [steps][6] piece of an x lane section against a [steps][16] piece of a w
+// lane section, one FMA per c in order, continuing the sums in part when
+// `resume` (an f32 stored and loaded back is exact) or from zero.
 // (Named accumulators: GCC spills an indexed __m256 array to the stack.)
-JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t K8, float* part) {
+JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t steps, bool resume, float* part) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t c = 0; c < K8; ++c, a += kMR, b += kNR) {
+  if (resume) {
+    c00 = _mm256_loadu_ps(part), c01 = _mm256_loadu_ps(part + 8);
+    c10 = _mm256_loadu_ps(part + 16), c11 = _mm256_loadu_ps(part + 24);
+    c20 = _mm256_loadu_ps(part + 32), c21 = _mm256_loadu_ps(part + 40);
+    c30 = _mm256_loadu_ps(part + 48), c31 = _mm256_loadu_ps(part + 56);
+    c40 = _mm256_loadu_ps(part + 64), c41 = _mm256_loadu_ps(part + 72);
+    c50 = _mm256_loadu_ps(part + 80), c51 = _mm256_loadu_ps(part + 88);
+  }
+  for (int64_t c = 0; c < steps; ++c, a += kMR, b += kNR) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(b0, ai, c00);
@@ -173,9 +186,10 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
   const int64_t block = std::max<int64_t>(1, strips) * kNR;
   const int64_t num_blocks = (N + block - 1) / block;
+  const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> wp(static_cast<size_t>(block / kNR * strip_w));  // [strips][8][K8][16]
-    std::vector<float> part(kGroup * 8 * kMR * kNR);                    // [kGroup][8][6][16]
+    std::vector<float> part(group * 8 * kMR * kNR);                     // [group][8][6][16]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       for (int64_t n = n0; n < n1; n += kNR) {
@@ -184,14 +198,17 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2.
-      for (int64_t g0 = 0; g0 < x_strips; g0 += kGroup) {
-        const int64_t g1 = std::min(x_strips, g0 + kGroup);
+      for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
+        const int64_t g1 = std::min(x_strips, g0 + group);
         for (int64_t n = n0; n < n1; n += kNR) {
           const float* ws = wp.data() + (n - n0) / kNR * strip_w;
           for (int l = 0; l < 8; ++l) {
-            for (int64_t g = g0; g < g1; ++g) {
-              LaneTile(xp.data() + g * strip_x + l * K8 * kMR, ws + l * K8 * kNR, K8,
-                       part.data() + ((g - g0) * 8 + l) * kMR * kNR);
+            for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
+              const int64_t steps = std::min(kSteps, K8 - c0);
+              for (int64_t g = g0; g < g1; ++g) {
+                LaneTile(xp.data() + g * strip_x + (l * K8 + c0) * kMR, ws + (l * K8 + c0) * kNR,
+                         steps, c0 > 0, part.data() + ((g - g0) * 8 + l) * kMR * kNR);
+              }
             }
           }
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
