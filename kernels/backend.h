@@ -47,6 +47,9 @@ class Backend {
   virtual void CausalConv1d(const CausalConv1dParams& p) = 0;
   virtual void SelectiveScan(const SelectiveScanParams& p) = 0;
   virtual void Attention(const AttentionParams& p) = 0;
+  // See MambaStepParams. The default composes the ops above, allocating the
+  // intermediates (ResourceExhausted on OOM); a backend may fuse them.
+  virtual absl::Status MambaStep(const MambaStepParams& p);
 
   // MoE routing: p = softmax(logits[L,E]) in f32, then the top k of p per row
   // in descending order (ties: lower expert id first). No renormalisation.

@@ -39,6 +39,32 @@ struct SelectiveScanParams {
   Tensor y;          // [L, Di] f32, out
 };
 
+// One decode token (L = 1) for each of S sequences through the middle of
+// the Mamba mixer, between in_proj and out_proj:
+//   u = CausalConv1d(x), continuing conv_states[s]
+//   [dt_low | B | C] = u · x_projᵀ, then each RmsNorm'd when dt_norm is set
+//   delta = dt_low · dt_projᵀ + dt_bias
+//   y = SelectiveScan(u, delta, A, B, C, D, z), continuing ssm_states[s]
+// Row s belongs to sequence s alone. MatMul weight dtypes for x_proj, dt_proj.
+struct MambaStepParams {
+  Tensor x;                         // [S, Di] f32, pre-conv input (u_raw)
+  Tensor z;                         // [S, Di] f32, gate
+  Tensor conv_weight;               // [Di, K] f32
+  Tensor conv_bias;                 // [Di] f32, or undefined
+  Tensor x_proj;                    // [R + 2N, Di]
+  Tensor dt_norm;                   // [R] f32, or undefined: no inner norms
+  Tensor B_norm;                    // [N] f32, defined with dt_norm
+  Tensor C_norm;                    // [N] f32, defined with dt_norm
+  float norm_eps = 0;               // of the three RmsNorms
+  Tensor dt_proj;                   // [Di, R]
+  Tensor dt_bias;                   // [Di] f32
+  Tensor A;                         // [Di, N] f32, = -exp(A_log)
+  Tensor D;                         // [Di] f32
+  std::vector<Tensor> conv_states;  // S of [K-1, Di] f32, in/out
+  std::vector<Tensor> ssm_states;   // S of [Di, N] f32, in/out
+  Tensor y;                         // [S, Di] f32, out
+};
+
 // Causal multi-head attention with grouped KV heads over a KV cache that
 // already holds this call's keys and values at positions [past, past+L).
 //   S = q k^T / sqrt(hd), masked to key position <= query position

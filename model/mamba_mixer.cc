@@ -1,5 +1,6 @@
 #include "model/mamba_mixer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -36,6 +37,7 @@ absl::StatusOr<std::unique_ptr<MambaMixer>> MambaMixer::Load(const WeightLoader&
     ASSIGN_OR_RETURN(m->conv_b_, loader.F32(p + "conv1d.bias", {Di}));
   }
   ASSIGN_OR_RETURN(Tensor x_proj, loader.Matrix(p + "x_proj.weight", {R + 2 * N, Di}));
+  m->x_proj_ = x_proj;
   m->x_proj_dt_ = x_proj.Slice(0, R);
   m->x_proj_B_ = x_proj.Slice(R, R + N);
   m->x_proj_C_ = x_proj.Slice(R + N, R + 2 * N);
@@ -67,6 +69,17 @@ absl::Status MambaMixer::Forward(kernels::Backend* b, const Tensor& x,
   ASSIGN_OR_RETURN(Tensor z, alloc({T, Di}));
   b->MatMul(x, in_proj_x_, in_bias_x_.defined() ? &in_bias_x_ : no_bias, &u_raw);
   b->MatMul(x, in_proj_z_, in_bias_z_.defined() ? &in_bias_z_ : no_bias, &z);
+
+  // 2-6 as one op when every sequence has one token (decode): [T, Di]
+  const bool decode = static_cast<int64_t>(sequences.size()) == T &&
+                      std::all_of(sequences.begin(), sequences.end(),
+                                  [](const SequenceRows& s) { return s.end - s.begin == 1; });
+  if (decode) {
+    ASSIGN_OR_RETURN(Tensor y, alloc({T, Di}));
+    RETURN_IF_ERROR(DecodeStep(b, u_raw, z, sequences, &y));
+    b->MatMul(y, out_proj_, out_bias_.defined() ? &out_bias_ : no_bias, out);
+    return absl::OkStatus();
+  }
 
   // 2. u = act(conv1d(u_raw)[..., :L]), continuing conv_state: [T, Di]
   ASSIGN_OR_RETURN(Tensor u, alloc({T, Di}));
@@ -124,6 +137,33 @@ absl::Status MambaMixer::Forward(kernels::Backend* b, const Tensor& x,
   // 7. contextualized_states = out_proj(scan_output): [T, H]
   b->MatMul(y, out_proj_, out_bias_.defined() ? &out_bias_ : no_bias, out);
   return absl::OkStatus();
+}
+
+absl::Status MambaMixer::DecodeStep(kernels::Backend* b, const Tensor& u_raw, const Tensor& z,
+                                    absl::Span<const SequenceRows> sequences, Tensor* y) const {
+  kernels::MambaStepParams p;
+  p.x = u_raw;
+  p.z = z;
+  p.conv_weight = conv_w_;
+  p.conv_bias = conv_b_;
+  p.x_proj = x_proj_;
+  p.dt_norm = dt_norm_;
+  p.B_norm = B_norm_;
+  p.C_norm = C_norm_;
+  p.norm_eps = eps_;
+  p.dt_proj = dt_proj_;
+  p.dt_bias = dt_bias_;
+  p.A = A_;
+  p.D = D_;
+  p.y = *y;
+  // Row s.begin is sequence s's token.
+  p.conv_states.resize(sequences.size());
+  p.ssm_states.resize(sequences.size());
+  for (const SequenceRows& s : sequences) {
+    p.conv_states[s.begin] = s.state->layer(layer_).mamba.conv;
+    p.ssm_states[s.begin] = s.state->layer(layer_).mamba.ssm;
+  }
+  return b->MambaStep(p);
 }
 
 }  // namespace jamba::model

@@ -21,6 +21,10 @@ class MambaMixer final : public Mixer {
  private:
   MambaMixer() = default;
 
+  // Steps 2-6 of Forward for one token per sequence, as one MambaStep.
+  absl::Status DecodeStep(kernels::Backend* backend, const Tensor& u_raw, const Tensor& z,
+                          absl::Span<const SequenceRows> sequences, Tensor* y) const;
+
   int layer_ = 0;
   int64_t d_inner_ = 0;
   int64_t dt_rank_ = 0;
@@ -32,6 +36,7 @@ class MambaMixer final : public Mixer {
   Tensor in_bias_z_;  // [Di] or undefined
   Tensor conv_w_;     // [Di, K]   conv1d.weight[:, 0, :]
   Tensor conv_b_;     // [Di] or undefined (mamba_conv_bias)
+  Tensor x_proj_;     // [R+2N, Di] x_proj.weight
   Tensor x_proj_dt_;  // [R, Di]   rows 0..R-1 of x_proj.weight
   Tensor x_proj_B_;   // [N, Di]
   Tensor x_proj_C_;   // [N, Di]

@@ -43,6 +43,11 @@ void FastCpuBackend::SelectiveScan(const SelectiveScanParams& p) { FastSelective
 
 void FastCpuBackend::Attention(const AttentionParams& p) { CpuAttention(p); }
 
+absl::Status FastCpuBackend::MambaStep(const MambaStepParams& p) {
+  if (FastMambaStep(isa_, p)) return absl::OkStatus();
+  return Backend::MambaStep(p);
+}
+
 void FastCpuBackend::MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) {
   CpuMoeGate(logits, k, weights, experts);
 }

@@ -1,8 +1,8 @@
 // FastCpuBackend: the default CPU backend. MatMul, SelectiveScan,
-// CausalConv1d and SiluMul run the vectorised kernels of fast_ops.h for the
-// best CPU tier found at run time (isa.h); every other op calls the reference
-// free functions of kernels/cpu/ops.h, which stay the numerical truth it is
-// tested against. Like every Backend, an instance is used by one thread at a
+// CausalConv1d, MambaStep and SiluMul run the vectorised kernels of
+// fast_ops.h for the best CPU tier found at run time (isa.h); every other op
+// calls the reference free functions of kernels/cpu/ops.h, which stay the
+// numerical truth it is tested against. Like every Backend, an instance is used by one thread at a
 // time; ops parallelise internally on ThreadPool::Default().
 #pragma once
 
@@ -35,6 +35,7 @@ class FastCpuBackend final : public Backend {
   void CausalConv1d(const CausalConv1dParams& p) override;
   void SelectiveScan(const SelectiveScanParams& p) override;
   void Attention(const AttentionParams& p) override;
+  absl::Status MambaStep(const MambaStepParams& p) override;
 
   void MoeGate(const Tensor& logits, int k, Tensor* weights, Tensor* experts) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor* y) override;

@@ -24,6 +24,12 @@ void FastSelectiveScan(CpuIsa isa, const SelectiveScanParams& p);
 // See CausalConv1dParams: the reference conv with a vectorised SiLU.
 void FastCausalConv1d(CpuIsa isa, const CausalConv1dParams& p);
 
+// See MambaStepParams: two vector passes over d_inner for all sequences at
+// once, bit-identical to the unfused fast ops. Returns false, having done
+// nothing, for shapes or tiers it does not cover (Di % 8, large d_state or
+// d_conv, the portable tier); the caller then composes the ops.
+bool FastMambaStep(CpuIsa isa, const MambaStepParams& p);
+
 // y = silu(gate) ⊙ up with a vectorised SiLU; y may alias either input.
 void FastSiluMul(CpuIsa isa, const Tensor& gate, const Tensor& up, Tensor* y);
 

@@ -11,14 +11,11 @@
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
+#include "kernels/cpu_fast/mamba_avx2.h"
 #include "kernels/cpu_fast/vec_math_avx2.h"
 
 namespace jamba::kernels {
-namespace {
 
-constexpr int64_t kMaxState = 64;  // d_state handled by the vector scan
-
-// Channels [d0, d0 + 8) of the scan over all L tokens.
 // Same maths as CpuSelectiveScan; h^T and A^T are kept as [N][8].
 JAMBA_AVX2 void ScanGroup(const SelectiveScanParams& p, int64_t d0) {
   const int64_t L = p.u.dim(0), Di = p.u.dim(1), N = p.A.dim(1);
@@ -57,6 +54,8 @@ JAMBA_AVX2 void ScanGroup(const SelectiveScanParams& p, int64_t d0) {
   }
 }
 
+namespace {
+
 // One channel d of the scan with the scalar reference formulas.
 void ScanChannel(const SelectiveScanParams& p, int64_t d) {
   const int64_t L = p.u.dim(0), Di = p.u.dim(1), N = p.A.dim(1);
@@ -74,9 +73,9 @@ void ScanChannel(const SelectiveScanParams& p, int64_t d) {
   }
 }
 
-// Channels [d0, d0 + 8) of the conv + SiLU over all L tokens, and their state.
+}  // namespace
+
 JAMBA_AVX2 void ConvGroup(const CausalConv1dParams& p, int64_t d0) {
-  constexpr int kMaxK = 8;
   const int64_t L = p.x.dim(0), Di = p.x.dim(1), K = p.weight.dim(1);
   const float* w = p.weight.data<float>();    // [Di, K]
   float* state = p.conv_state.data<float>();  // [K-1, Di]
@@ -102,7 +101,6 @@ JAMBA_AVX2 void ConvGroup(const CausalConv1dParams& p, int64_t d0) {
   for (int64_t k = 0; k + 1 < K; ++k) _mm256_storeu_ps(state + k * Di + d0, win[k]);
 }
 
-// The reference's argument checks (same messages) for the vector paths.
 void CheckScan(const SelectiveScanParams& p) {
   const int64_t L = p.u.dim(0), Di = p.u.dim(1), N = p.A.dim(1);
   const Shape l_di = {L, Di}, l_n = {L, N};
@@ -131,8 +129,6 @@ void CheckConv(const CausalConv1dParams& p) {
                   << " (want f32 x, y [L,Di], weight [Di,K], bias [Di], conv_state [K-1,Di])";
 }
 
-}  // namespace
-
 void FastSelectiveScan(CpuIsa isa, const SelectiveScanParams& p) {
   const bool shapes_ok = p.u.defined() && p.A.defined() && p.u.rank() == 2 && p.A.rank() == 2;
   if (isa == CpuIsa::kPortable || !shapes_ok || p.A.dim(1) > kMaxState) {
@@ -151,7 +147,7 @@ void FastSelectiveScan(CpuIsa isa, const SelectiveScanParams& p) {
 
 void FastCausalConv1d(CpuIsa isa, const CausalConv1dParams& p) {
   const bool vector_ok = isa != CpuIsa::kPortable && p.x.defined() && p.weight.defined() &&
-                         p.x.rank() == 2 && p.weight.rank() == 2 && p.weight.dim(1) <= 8 &&
+                         p.x.rank() == 2 && p.weight.rank() == 2 && p.weight.dim(1) <= kMaxK &&
                          p.x.dim(1) % 8 == 0;
   if (!vector_ok) {
     CpuCausalConv1d(p);

@@ -3,6 +3,8 @@
 // about 128 KiB of weights (kept in L2), every tile of x rows is run against
 // every tile of w rows, so each weight is read from memory once per call.
 // For M <= 2 (decode) the tile is M x 8 rows of w: a GEMV streaming w once.
+// From M = 8 on (prefill), the AVX2 tiles run on packed copies instead
+// (PackedMatMulAvx2); the arithmetic per output is the same on every path.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -19,6 +21,7 @@ namespace {
 
 constexpr int64_t kBlockBytes = 128 << 10;  // weights per block
 constexpr int64_t kGemvMaxRows = 2;         // M at or below this: GEMV tiles
+constexpr int64_t kPackedMinRows = 8;       // M at or above this: PackedMatMulAvx2
 
 void CheckArgs(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) {
   CheckHost(x, "MatMul", "x");
@@ -49,6 +52,11 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
   const bool dpbf16 = isa == CpuIsa::kAvx512Bf16 && w_bf16;
+  if (!dpbf16 && M >= kPackedMinRows) {
+    PackedMatMulAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, N,
+                     bias != nullptr ? bias->data<float>() : nullptr, y->data<float>());
+    return;
+  }
 
   // x as the tiles read it: f32 rows, or hi/lo bf16 rows [M, 2, Kp].
   MatMulTile base;

@@ -35,6 +35,13 @@ void Avx2Tile(const MatMulTile& t, bool w_bf16, int mr, int nr);
 // REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX512F/BW/BF16.
 void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
 
+// y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias): a 6 x 16 outer-product tile on packed
+// panels with, for every output, exactly Avx2Tile's arithmetic (see
+// matmul_packed.cc), so results equal the GEMV path bit for bit. Threads own
+// blocks of w rows. x, y, bias: f32; w F32 or BF16. REQUIRES: AVX2 + FMA.
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
+                      const float* bias, float* y);
+
 // x[M, K] f32 -> the hi/lo rows Avx512Bf16Tile reads; ldx = 2 * Kp.
 void SplitToBf16HiLo(const float* x, int64_t M, int64_t K, int64_t ldx, uint16_t* out);
 

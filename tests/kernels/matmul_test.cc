@@ -129,6 +129,34 @@ TEST_P(MatMulTest, RowsIndependentOfBatch) {
   }
 }
 
+// The same at prefill sizes (the fast CPU backend packs x and w from M = 8
+// on) for f32 and bf16 w, K on and off the vector width, with bias: every
+// row of the batch equals the single-row (GEMV) call.
+TEST_P(MatMulTest, PrefillRowsIndependentOfBatch) {
+  std::mt19937 rng(7);
+  for (const int64_t K : {300, 1001}) {
+    for (const bool bf16 : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "K " << K << " bf16 " << bf16);
+      const int64_t M = 37, N = 53;
+      const Tensor x = RandomF32({M, K}, &rng);
+      const Tensor w = bf16 ? RandomBF16({N, K}, &rng) : RandomF32({N, K}, &rng);
+      const Tensor bias = RandomF32({N}, &rng);
+      const Tensor y = Run(x, w, &bias);
+      ExpectAllClose(y, RefMatMul(x, w, &bias), 1e-4, 1e-4);
+      const std::vector<double> all = ToDoubles(y);
+      const double tol = GetParam().batch_invariant_matmul
+                             ? 0.0
+                             : std::max(1e-4, GetParam().bf16_matmul_tolerance);
+      for (int64_t m = 0; m < M; m += 5) {
+        const std::vector<double> one = ToDoubles(Run(x.Slice(m, m + 1).Clone(), w, &bias));
+        for (int64_t n = 0; n < N; ++n) {
+          ASSERT_NEAR(one[n], all[m * N + n], tol) << m << "," << n;
+        }
+      }
+    }
+  }
+}
+
 // The [512 x 512] x [2048 x 512]ᵀ product of a Jamba-tiny-dev FFN: checked
 // on a sample of outputs, timed for information.
 TEST_P(MatMulTest, LargeProduct) {

@@ -1,0 +1,237 @@
+// PackedMatMulAvx2 (matmul_tiles.h): the prefill GEMM, a 6 x 16 register
+// tile (6 x rows broadcast, 16 w rows in two vectors, 12 accumulators) on
+// packed panels, with the arithmetic of Avx2Tile.
+//
+// Avx2Tile gives each output 8 lane sums, lane l over k = 8c + l for c in
+// order (one FMA each, K zero-padded to Kp = 8 * K8), then adds the lanes as
+// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)) and the bias. Here the panels are
+// packed lane-major, [8 lanes][K8][rows], so for each lane the tile is an
+// ordinary outer-product GEMM over c; the 8 lane results of the tile are
+// then added in that same order. Every output is therefore bit-identical to
+// the GEMV path, whatever M: a row's result does not depend on its batch.
+//
+// x is packed once into strips of 6 rows; each thread packs its blocks of w
+// rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
+// 16 rows. Lanes double as K blocks: a group of x strips runs against one w
+// strip lane by lane, and each lane in pieces of kSteps values of c, so the
+// piece of w and the group's pieces of x stay in L1; the lane sums wait in
+// a small buffer until the group's tiles are combined.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/vec_math_avx2.h"
+
+namespace jamba::kernels {
+namespace {
+
+constexpr int kMR = 6;                      // x rows per strip
+constexpr int kNR = 16;                     // w rows per strip
+constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
+constexpr int64_t kMaxGroup = 8;            // x strips per pass over a w strip
+constexpr int64_t kGroupBytes = 160 << 10;  // their packed x, beside the w block in L2
+constexpr int64_t kSteps = 64;              // c values per pass: 4 KiB of w, 12 of x
+
+// p[0, 8) as f32 (bf16 is the top half of an f32: exact).
+template <typename T>
+JAMBA_AVX2 inline __m256 Widen(const T* p) {
+  if constexpr (sizeof(T) == 2) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_loadu_ps(p);
+  }
+}
+
+// row[k, k + 8) as f32, zero past K.
+template <typename T>
+JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
+  if (k + 8 <= K) return Widen(row + k);
+  alignas(32) T tmp[8] = {};
+  std::memcpy(tmp, row + k, (K - k) * sizeof(T));
+  return Widen(tmp);
+}
+
+// r[i][j] <- r[j][i] for the 8 x 8 block in r.
+JAMBA_AVX2 inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded.
+template <typename T>
+JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, float* dst) {
+  for (int64_t c = 0; c < K8; ++c) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) {
+        const int row = half * 8 + j;
+        r[j] = row < nr ? LoadChunk(w + row * ld, 8 * c, K) : _mm256_setzero_ps();
+      }
+      Transpose8(r);  // r[l] = lane l of rows half*8 .. half*8+7
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + (l * K8 + c) * kNR + half * 8, r[l]);
+    }
+  }
+}
+
+// mr <= 6 rows of x[*, K] (ld apart) -> dst [8][K8][6], zero-padded.
+void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, float* dst) {
+  std::fill(dst, dst + 8 * K8 * kMR, 0.0f);
+  for (int i = 0; i < mr; ++i) {
+    for (int64_t k = 0; k < K; ++k) dst[((k % 8) * K8 + k / 8) * kMR + i] = x[i * ld + k];
+  }
+}
+
+// part[6][16] = lane l's sums of a 6 x 16 tile over `steps` values of c: a
+// [steps][6] piece of an x lane section against a [steps][16] piece of a w
+// lane section, one FMA per c in order, continuing the sums in part when
+// `resume` (an f32 stored and loaded back is exact) or from zero.
+// (Named accumulators: GCC spills an indexed __m256 array to the stack.)
+JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t steps, bool resume, float* part) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  if (resume) {
+    c00 = _mm256_loadu_ps(part), c01 = _mm256_loadu_ps(part + 8);
+    c10 = _mm256_loadu_ps(part + 16), c11 = _mm256_loadu_ps(part + 24);
+    c20 = _mm256_loadu_ps(part + 32), c21 = _mm256_loadu_ps(part + 40);
+    c30 = _mm256_loadu_ps(part + 48), c31 = _mm256_loadu_ps(part + 56);
+    c40 = _mm256_loadu_ps(part + 64), c41 = _mm256_loadu_ps(part + 72);
+    c50 = _mm256_loadu_ps(part + 80), c51 = _mm256_loadu_ps(part + 88);
+  }
+  for (int64_t c = 0; c < steps; ++c, a += kMR, b += kNR) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(b0, ai, c00);
+    c01 = _mm256_fmadd_ps(b1, ai, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(b0, ai, c10);
+    c11 = _mm256_fmadd_ps(b1, ai, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(b0, ai, c20);
+    c21 = _mm256_fmadd_ps(b1, ai, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(b0, ai, c30);
+    c31 = _mm256_fmadd_ps(b1, ai, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(b0, ai, c40);
+    c41 = _mm256_fmadd_ps(b1, ai, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(b0, ai, c50);
+    c51 = _mm256_fmadd_ps(b1, ai, c51);
+  }
+  const __m256 rows[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                               {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < kMR; ++i) {
+    _mm256_storeu_ps(part + i * kNR, rows[i][0]);
+    _mm256_storeu_ps(part + i * kNR + 8, rows[i][1]);
+  }
+}
+
+// y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][6][16] of a tile.
+JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t ldy, int mr,
+                        int nr) {
+  alignas(32) float bias_row[kNR] = {};
+  if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
+  for (int i = 0; i < mr; ++i) {
+    alignas(32) float out[kNR];
+    float* dst = nr == kNR ? y + i * ldy : out;  // a full row goes straight to y
+    for (int h = 0; h < kNR; h += 8) {
+      __m256 v[8];
+      for (int l = 0; l < 8; ++l) v[l] = _mm256_loadu_ps(part + (l * kMR + i) * kNR + h);
+      // Avx2Tile's HSum order, then its bias add.
+      const __m256 sum =
+          _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
+                        _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
+      _mm256_storeu_ps(dst + h,
+                       bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
+    }
+    if (nr < kNR) std::memcpy(y + i * ldy, out, nr * sizeof(float));
+  }
+}
+
+template <typename WType>
+void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
+         float* y) {
+  const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR, strip_w = 8 * K8 * kNR;
+  const int64_t x_strips = (M + kMR - 1) / kMR;
+  std::vector<float> xp(static_cast<size_t>(x_strips * strip_x));  // [x_strips][8][K8][6]
+  ThreadPool& pool = ThreadPool::Default();
+  pool.ParallelFor(x_strips, 16, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
+      PackX(x + s * kMR * K, K, mr, K, K8, xp.data() + s * strip_x);
+    }
+  });
+
+  // Blocks of w rows: whole strips, about kBlockBytes packed, and small
+  // enough that every thread gets one.
+  const int64_t threads = pool.num_threads();
+  int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
+  strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
+  const int64_t block = std::max<int64_t>(1, strips) * kNR;
+  const int64_t num_blocks = (N + block - 1) / block;
+  const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
+  pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> wp(static_cast<size_t>(block / kNR * strip_w));  // [strips][8][K8][16]
+    std::vector<float> part(group * 8 * kMR * kNR);                     // [group][8][6][16]
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
+      for (int64_t n = n0; n < n1; n += kNR) {
+        const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+        PackW(w + n * K, K, nr, K, K8, wp.data() + (n - n0) / kNR * strip_w);
+      }
+      // Groups of x strips against one w strip, lane by lane: the w lane
+      // section stays in L1 across the group, the group's x in L2.
+      for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
+        const int64_t g1 = std::min(x_strips, g0 + group);
+        for (int64_t n = n0; n < n1; n += kNR) {
+          const float* ws = wp.data() + (n - n0) / kNR * strip_w;
+          for (int l = 0; l < 8; ++l) {
+            for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
+              const int64_t steps = std::min(kSteps, K8 - c0);
+              for (int64_t g = g0; g < g1; ++g) {
+                LaneTile(xp.data() + g * strip_x + (l * K8 + c0) * kMR, ws + (l * K8 + c0) * kNR,
+                         steps, c0 > 0, part.data() + ((g - g0) * 8 + l) * kMR * kNR);
+              }
+            }
+          }
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+          for (int64_t g = g0; g < g1; ++g) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, M - g * kMR));
+            Combine(part.data() + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
+                    y + g * kMR * N + n, N, mr, nr);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
+                      const float* bias, float* y) {
+  if (w_bf16) {
+    Run(x, M, K, static_cast<const uint16_t*>(w), N, bias, y);
+  } else {
+    Run(x, M, K, static_cast<const float*>(w), N, bias, y);
+  }
+}
+
+}  // namespace jamba::kernels
