@@ -45,9 +45,10 @@ absl::StatusOr<GpuModel> GpuModel::Create(const GpuModelShape& s, kernels::CudaB
       ASSIGN_OR_RETURN(w.in_z, lin(Di, H));
       ASSIGN_OR_RETURN(w.conv_w, m.Random(f32, {Di, s.d_conv}, -0.5f, 0.5f));
       ASSIGN_OR_RETURN(w.conv_b, m.Random(f32, {Di}, -0.1f, 0.1f));
-      ASSIGN_OR_RETURN(w.xp_dt, lin(R, Di));
-      ASSIGN_OR_RETURN(w.xp_B, lin(N, Di));
-      ASSIGN_OR_RETURN(w.xp_C, lin(N, Di));
+      ASSIGN_OR_RETURN(w.x_proj, lin(R + 2 * N, Di));
+      w.xp_dt = w.x_proj.Slice(0, R);
+      w.xp_B = w.x_proj.Slice(R, R + N);
+      w.xp_C = w.x_proj.Slice(R + N, R + 2 * N);
       ASSIGN_OR_RETURN(w.dt_norm, m.Random(f32, {R}, 1.0f, 1.0f));
       ASSIGN_OR_RETURN(w.B_norm, m.Random(f32, {N}, 1.0f, 1.0f));
       ASSIGN_OR_RETURN(w.C_norm, m.Random(f32, {N}, 1.0f, 1.0f));

@@ -61,7 +61,8 @@ class GpuModel {
   };
   struct Layer {
     Tensor in_norm, ff_norm;
-    Tensor in_x, in_z, xp_dt, xp_B, xp_C, dt_norm, B_norm, C_norm, dt_proj, dt_bias;
+    Tensor in_x, in_z, x_proj, xp_dt, xp_B, xp_C;  // xp_*: rows of x_proj
+    Tensor dt_norm, B_norm, C_norm, dt_proj, dt_bias;
     Tensor conv_w, conv_b, A, D, out_proj;  // Mamba
     Tensor wq, wk, wv, wo;                  // attention
     Mlp dense;

@@ -37,6 +37,36 @@ absl::Status GpuModel::Mamba(const Layer& w, int mi, std::vector<GpuSequence*>& 
   ASSIGN_OR_RETURN(Tensor u, alloc({T, Di}));
   b_->MatMul(x, w.in_x, nullptr, &u_raw);
   b_->MatMul(x, w.in_z, nullptr, &z);
+  for (const Tensor* t : {&w.in_x, &w.in_z, &w.x_proj, &w.dt_proj, &w.out_proj}) {
+    *bytes += t->nbytes();
+  }
+  // Conv and SSM state read and written once per sequence.
+  *bytes += 2.0 * seqs.size() * (seqs[0]->conv[mi].nbytes() + seqs[0]->ssm[mi].nbytes());
+  if (static_cast<int64_t>(seqs.size()) == T) {
+    // Decode (one token per sequence): the middle as one MambaStep, as the model does.
+    kernels::MambaStepParams p;
+    p.x = u_raw;
+    p.z = z;
+    p.conv_weight = w.conv_w;
+    p.conv_bias = w.conv_b;
+    p.x_proj = w.x_proj;
+    p.dt_norm = w.dt_norm;
+    p.B_norm = w.B_norm;
+    p.C_norm = w.C_norm;
+    p.norm_eps = 1e-6f;
+    p.dt_proj = w.dt_proj;
+    p.dt_bias = w.dt_bias;
+    p.A = w.A;
+    p.D = w.D;
+    for (GpuSequence* seq : seqs) {
+      p.conv_states.push_back(seq->conv[mi]);
+      p.ssm_states.push_back(seq->ssm[mi]);
+    }
+    ASSIGN_OR_RETURN(p.y, alloc({T, Di}));
+    RETURN_IF_ERROR(b_->MambaStep(p));
+    b_->MatMul(p.y, w.out_proj, nullptr, out);
+    return absl::OkStatus();
+  }
   for (size_t i = 0; i < seqs.size(); ++i) {
     const auto [r0, r1] = RowsOf(seqs.size(), T, i);
     kernels::CausalConv1dParams c{u_raw.Slice(r0, r1), w.conv_w, w.conv_b, seqs[i]->conv[mi],
@@ -62,11 +92,6 @@ absl::Status GpuModel::Mamba(const Layer& w, int mi, std::vector<GpuSequence*>& 
     b_->SelectiveScan(p);  // y written over z (allowed: y may alias z)
   }
   b_->MatMul(z, w.out_proj, nullptr, out);
-  for (const Tensor* t : {&w.in_x, &w.in_z, &w.xp_dt, &w.xp_B, &w.xp_C, &w.dt_proj, &w.out_proj}) {
-    *bytes += t->nbytes();
-  }
-  // Conv and SSM state read and written once per sequence.
-  *bytes += 2.0 * seqs.size() * (seqs[0]->conv[mi].nbytes() + seqs[0]->ssm[mi].nbytes());
   return absl::OkStatus();
 }
 

@@ -99,8 +99,9 @@ class CudaBackend final : public Backend {
   // later ops (the stream orders them). Aborts if the device is out of memory.
   void* ScratchSpace(Scratch slot, size_t bytes);
   void SetDevice() const;
-  // The device copy of an expert pointer table, cached by its contents.
-  const void* ExpertTable(const std::vector<char>& host_table);
+  // The device copy of a pointer table (experts' weights, sequences'
+  // states), cached by its contents: a steady batch reuses its tables.
+  const void* DeviceTable(const std::vector<char>& host_table);
   void GroupedExpertMlpOnHost(const GroupedExpertMlpParams& p, int64_t H);
 
   CudaBackendOptions options_;
@@ -109,7 +110,7 @@ class CudaBackend final : public Backend {
   void* cublas_ = nullptr;         // cublasHandle_t
   std::shared_ptr<Buffer> error_;  // one device int: ORed ErrorBits
   std::shared_ptr<Buffer> scratch_[kNumScratch];
-  std::map<std::vector<char>, std::shared_ptr<Buffer>> expert_tables_;
+  std::map<std::vector<char>, std::shared_ptr<Buffer>> device_tables_;
   int num_sms_ = 0;
   std::string device_name_;
 };

@@ -18,26 +18,29 @@
 namespace jamba::kernels {
 namespace {
 
-constexpr size_t kMaxCachedTables = 64;
+// One per Mamba layer for a decode batch and one per MoE layer: Jamba-v0.1
+// needs 44 for a steady batch, so batches can change many times before a
+// flush.
+constexpr size_t kMaxCachedTables = 512;
 
 size_t AlignUp(size_t n) { return (n + 255) / 256 * 256; }
 
 }  // namespace
 
-const void* CudaBackend::ExpertTable(const std::vector<char>& host_table) {
-  auto it = expert_tables_.find(host_table);
-  if (it != expert_tables_.end()) return it->second->data();
-  if (expert_tables_.size() >= kMaxCachedTables) {
+const void* CudaBackend::DeviceTable(const std::vector<char>& host_table) {
+  auto it = device_tables_.find(host_table);
+  if (it != device_tables_.end()) return it->second->data();
+  if (device_tables_.size() >= kMaxCachedTables) {
     CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));  // none in use
-    expert_tables_.clear();
+    device_tables_.clear();
   }
   absl::StatusOr<std::shared_ptr<Buffer>> buffer = allocator_->Allocate(host_table.size());
-  JAMBA_CHECK(buffer.ok()) << "GroupedExpertMlp: expert table: " << buffer.status();
+  JAMBA_CHECK(buffer.ok()) << "CUDA pointer table: " << buffer.status();
   // Pageable source: staged by the runtime before this returns.
   CUDA_CHECK(cudaMemcpyAsync((*buffer)->data(), host_table.data(), host_table.size(),
                              cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream_)));
   const void* data = (*buffer)->data();
-  expert_tables_.emplace(host_table, *std::move(buffer));
+  device_tables_.emplace(host_table, *std::move(buffer));
   return data;
 }
 
@@ -87,7 +90,7 @@ void CudaBackend::GroupedExpertMlp(const GroupedExpertMlpParams& p) {
   g.x = p.x.data<float>();
   g.rows = p.rows.data<int32_t>();
   g.experts = p.experts.data<int32_t>();
-  g.table = static_cast<const cuda::ExpertPtrs*>(ExpertTable(bytes));
+  g.table = static_cast<const cuda::ExpertPtrs*>(DeviceTable(bytes));
   g.w_type = ToWeightType(dtype);
   const size_t act_bytes = AlignUp(n * I * sizeof(float));
   const size_t order_bytes = AlignUp(n * sizeof(int32_t));

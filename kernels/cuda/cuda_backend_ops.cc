@@ -10,13 +10,6 @@
 namespace jamba::kernels {
 namespace {
 
-void CheckF32(const char* op, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors) {
-    JAMBA_CHECK(!t->defined() || t->dtype() == DType::kF32)
-        << op << ": every tensor must be f32, got " << t->DebugString();
-  }
-}
-
 // True when the byte ranges of a and b overlap.
 bool Overlaps(const Tensor& a, const Tensor& b) {
   const char* pa = static_cast<const char*>(a.raw_data());
