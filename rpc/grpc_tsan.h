@@ -9,9 +9,11 @@
 //
 // Usage: GrpcOpStarts(this) before each such call; a GrpcReaction at the top
 // of each reaction except OnDone, which starts with GrpcReactionStarts(this)
-// (it may delete the reactor). Concurrent reactions (a read's and a write's)
-// are ordered by these as they happen to run, so TSan can miss a race
-// between them that the run did not interleave.
+// (it may delete the reactor). A unary call's callback: GrpcOpStarts(state)
+// before the call, GrpcReactionStarts(state) first in the callback.
+// Concurrent reactions (a read's and a write's) are ordered by these as they
+// happen to run, so TSan can miss a race between them that the run did not
+// interleave.
 #pragma once
 
 #include "absl/base/config.h"
