@@ -5,8 +5,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/status_macros.h"
 #include "rpc/expert_placement.h"
+#include "rpc/grpc_tsan.h"
 #include "rpc/tensor_codec.h"
 
 namespace jamba::expert {
@@ -26,13 +28,16 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
         absl::MutexLock lock(&mu_);
         finished_ = true;
       }
+      rpc::GrpcOpStarts(this);
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the expert worker is shutting down"));
       return;
     }
+    rpc::GrpcOpStarts(this);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    rpc::GrpcReaction reaction(this);
     if (!ok) {
       bool finish;
       {
@@ -40,7 +45,7 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
         reads_done_ = true;
         finish = ShouldFinishLocked();
       }
-      if (finish) Finish(status_);
+      if (finish) FinishNow();
       return;
     }
     {
@@ -60,6 +65,7 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
         writes_.push_back(std::move(response));
         if (!writing_) {
           writing_ = true;
+          rpc::GrpcOpStarts(this);
           StartWrite(&writes_.front());
         }
       }
@@ -67,14 +73,16 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
       if (draining_) {
         reads_done_ = true;
       } else {
+        rpc::GrpcOpStarts(this);
         StartRead(&request_);
       }
       finish = ShouldFinishLocked();
     }
-    if (finish) Finish(status_);
+    if (finish) FinishNow();
   }
 
   void OnWriteDone(bool ok) override {
+    rpc::GrpcReaction reaction(this);
     bool finish;
     {
       absl::MutexLock lock(&mu_);
@@ -85,13 +93,17 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
         status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "writing a response failed");
       }
       writing_ = !writes_.empty();
-      if (writing_) StartWrite(&writes_.front());
+      if (writing_) {
+        rpc::GrpcOpStarts(this);
+        StartWrite(&writes_.front());
+      }
       finish = ShouldFinishLocked();
     }
-    if (finish) Finish(status_);
+    if (finish) FinishNow();
   }
 
   void OnDone() override {
+    rpc::GrpcReactionStarts(this);
     service_->Unregister(this);
     delete this;
   }
@@ -102,7 +114,10 @@ class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, Exper
     draining_ = true;
     return ShouldFinishLocked();
   }
-  void FinishNow() { Finish(status_); }
+  void FinishNow() {
+    rpc::GrpcOpStarts(this);
+    Finish(status_);
+  }
 
  private:
   // True once, when nothing is left to do: the caller then calls Finish.
@@ -137,7 +152,11 @@ ExpertServiceImpl::ExpertServiceImpl(const model::JambaConfig& config, model::Lo
   }
 }
 
-ExpertServiceImpl::~ExpertServiceImpl() = default;
+ExpertServiceImpl::~ExpertServiceImpl() {
+  // The server is shut down first: every stream's OnDone has unregistered.
+  absl::MutexLock lock(&streams_mu_);
+  JAMBA_CHECK(streams_.empty()) << "ExpertServiceImpl destroyed with open Compute streams";
+}
 
 grpc::ServerBidiReactor<ExpertRequest, ExpertResponse>* ExpertServiceImpl::Compute(
     grpc::CallbackServerContext* context) {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/grpc_tsan.h"
 #include "rpc/status_conversion.h"
 
 namespace jamba::rpc {
@@ -46,6 +47,7 @@ std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* 
   // The hold lets Send start writes from outside reactions; OnReadDone(false)
   // removes it once the stream is over.
   stream->AddHold();
+  GrpcOpStarts(stream.get());
   stream->StartRead(&stream->response_);
   stream->StartCall();
   return stream;
@@ -59,6 +61,7 @@ bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
   writes_.push_back(std::move(request));
   if (!writing_) {
     writing_ = true;
+    GrpcOpStarts(this);
     StartWrite(writes_.front().get());
   }
   return true;
@@ -75,6 +78,7 @@ void ExpertStream::Retire() {
   retiring_ = true;
   if (!writing_) {
     writes_done_ = true;
+    GrpcOpStarts(this);
     StartWritesDone();
   }
 }
@@ -84,14 +88,19 @@ bool ExpertStream::broken() {
   return broken_;
 }
 
-void ExpertStream::Cancel() { context_.TryCancel(); }
+void ExpertStream::Cancel() {
+  GrpcOpStarts(this);
+  context_.TryCancel();
+}
 
 void ExpertStream::OnReadDone(bool ok) {
+  GrpcReaction reaction(this);
   if (!ok) {
     {
       absl::MutexLock lock(&mu_);
       broken_ = true;
     }
+    GrpcOpStarts(this);
     RemoveHold();
     return;
   }
@@ -106,11 +115,13 @@ void ExpertStream::OnReadDone(bool ok) {
       waiting_.erase(it);
     }
   }
+  GrpcOpStarts(this);
   StartRead(&response_);
   if (waiter.sink != nullptr) waiter.sink->Deliver(waiter.slot, std::move(response));
 }
 
 void ExpertStream::OnWriteDone(bool ok) {
+  GrpcReaction reaction(this);
   bool cancel = false;
   {
     absl::MutexLock lock(&mu_);
@@ -122,17 +133,23 @@ void ExpertStream::OnWriteDone(bool ok) {
     if (broken_) writes_.clear();
     writing_ = !writes_.empty();
     if (writing_) {
+      GrpcOpStarts(this);
       StartWrite(writes_.front().get());
     } else if (retiring_ && !broken_ && !writes_done_) {
       writes_done_ = true;
+      GrpcOpStarts(this);
       StartWritesDone();
     }
   }
   // A failed write means the call is over; make sure the read ends too.
-  if (cancel) context_.TryCancel();
+  if (cancel) {
+    GrpcOpStarts(this);
+    context_.TryCancel();
+  }
 }
 
 void ExpertStream::OnDone(const grpc::Status& status) {
+  GrpcReactionStarts(this);
   const std::string why =
       status.ok() ? std::string("the stream was closed by the worker")
                   : absl::StrCat("the stream failed: ", FromGrpcStatus(status).ToString());

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
 #include "rpc/grpc_options.h"
+#include "rpc/grpc_tsan.h"
 #include "rpc/remote_replica.h"
 #include "rpc/status_conversion.h"
 #include "rpc/tensor_codec.h"
@@ -114,8 +115,10 @@ absl::Status RemoteExperts::WaitUntilReady(absl::Duration timeout) {
       probe->context.set_deadline(absl::ToChronoTime(deadline));
       probe->context.set_wait_for_ready(true);
       Probe* p = probe.get();
+      GrpcOpStarts(p);
       replica->stub->async()->GetShardInfo(&p->context, &p->request, &p->response,
                                            [p](grpc::Status status) {
+                                             GrpcReactionStarts(p);
                                              p->status = std::move(status);
                                              p->done.Notify();
                                            });

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rpc/grpc_tsan.h"
 #include "tests/expert_worker/worker_harness.h"
 
 namespace jamba::rpc {
@@ -26,15 +27,23 @@ class SilentService final : public pb::ExpertService::CallbackService {
       grpc::CallbackServerContext* context) override {
     class Reactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
      public:
-      Reactor() { StartRead(&request_); }
+      Reactor() {
+        GrpcOpStarts(this);
+        StartRead(&request_);
+      }
       void OnReadDone(bool ok) override {
+        GrpcReaction reaction(this);
+        GrpcOpStarts(this);
         if (ok) {
           StartRead(&request_);
         } else {
           Finish(grpc::Status::OK);
         }
       }
-      void OnDone() override { delete this; }
+      void OnDone() override {
+        GrpcReactionStarts(this);
+        delete this;
+      }
 
      private:
       pb::ExpertRequest request_;

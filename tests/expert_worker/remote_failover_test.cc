@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rpc/grpc_tsan.h"
 #include "rpc/remote_experts.h"
 #include "rpc/tensor_codec.h"
 #include "tests/expert_worker/worker_harness.h"
@@ -38,16 +39,27 @@ class RecordingService final : public pb::ExpertService::CallbackService {
       grpc::CallbackServerContext* context) override {
     class Reactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
      public:
-      explicit Reactor(RecordingService* service) : service_(service) { StartRead(&request_); }
+      explicit Reactor(RecordingService* service) : service_(service) {
+        GrpcOpStarts(this);
+        StartRead(&request_);
+      }
       void OnReadDone(bool ok) override {
-        if (!ok) return Finish(grpc::Status::OK);
+        GrpcReaction reaction(this);
+        if (!ok) {
+          GrpcOpStarts(this);
+          return Finish(grpc::Status::OK);
+        }
         {
           absl::MutexLock lock(&service_->mu_);
           service_->timeouts_.push_back(request_.timeout_us());
         }
+        GrpcOpStarts(this);
         StartRead(&request_);
       }
-      void OnDone() override { delete this; }
+      void OnDone() override {
+        GrpcReactionStarts(this);
+        delete this;
+      }
 
      private:
       RecordingService* service_;

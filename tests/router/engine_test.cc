@@ -95,10 +95,17 @@ TEST_F(EngineTest, CancelStopsTheRequestAndFreesItsState) {
   Engine engine(mixer_.get(), nullptr, EngineOptions{}, &metrics);
   Collector c;
   std::shared_ptr<Engine::Handle> handle;
-  c.first_token_callback = [&] { engine.Cancel(handle); };
+  absl::Notification handle_set;
+  // The first token can come before Submit has returned the handle; the
+  // engine thread waits for it (the main thread sets it next).
+  c.first_token_callback = [&] {
+    handle_set.WaitForNotification();
+    engine.Cancel(handle);
+  };
   auto submitted = engine.Submit(Request(1, 1000), &c);
   ASSERT_TRUE(submitted.ok());
   handle = *submitted;
+  handle_set.Notify();
   c.done.WaitForNotification();
   EXPECT_EQ(c.status.code(), absl::StatusCode::kCancelled);
   EXPECT_LT(c.ids.size(), 1000u);
@@ -149,14 +156,19 @@ TEST_F(EngineTest, StateBudgetLimitsAdmissionAndRejectsWhatCanNeverFit) {
   options.state_budget_bytes = one + one / 2;  // room for one such request at a time
   Engine engine(mixer_.get(), nullptr, options);
   Collector a, b;
-  ASSERT_TRUE(engine.Submit(Request(0, 40), &a).ok());
-  ASSERT_TRUE(engine.Submit(Request(7, 40), &b).ok());
+  const GenerationRequest request_a = Request(0, 40);
+  const GenerationRequest request_b = Request(7, 40);
+  ASSERT_TRUE(engine.Submit(request_a, &a).ok());
+  ASSERT_TRUE(engine.Submit(request_b, &b).ok());
   a.done.WaitForNotification();
   b.done.WaitForNotification();
   EXPECT_TRUE(a.status.ok());
   EXPECT_TRUE(b.status.ok());
-  // b waited for a's state to be released.
-  EXPECT_GE(b.finish.queue_time, a.finish.total_time - absl::Milliseconds(1));
+  // b waited for a's state to be released: it started once a had finished.
+  // (Compared as instants: the two arrivals differ by however long the
+  // first Submit took.)
+  EXPECT_GE(request_b.arrival + b.finish.queue_time,
+            request_a.arrival + a.finish.total_time - absl::Milliseconds(1));
 
   Collector huge;
   auto rejected = engine.Submit(Request(3, 4000), &huge);
