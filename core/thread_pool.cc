@@ -1,7 +1,12 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace jamba {
 namespace {
@@ -9,16 +14,27 @@ namespace {
 // True on pool workers and inside ParallelFor: nested loops run inline.
 thread_local bool in_parallel_region = false;
 
+inline void CpuRelax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* env = std::getenv(name);
+  return env != nullptr ? std::atoi(env) : fallback;
+}
+
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads) {
+ThreadPool::ThreadPool(int num_threads, int spin_us) : spin_us_(std::max(0, spin_us)) {
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -26,11 +42,24 @@ ThreadPool::~ThreadPool() {
 
 ThreadPool& ThreadPool::Default() {
   static ThreadPool* pool = [] {
-    int n = static_cast<int>(std::thread::hardware_concurrency());
-    if (const char* env = std::getenv("JAMBA_NUM_THREADS")) n = std::atoi(env);
-    return new ThreadPool(std::max(1, n));
+    const int n = EnvInt("JAMBA_NUM_THREADS", static_cast<int>(std::thread::hardware_concurrency()));
+    return new ThreadPool(std::max(1, n), EnvInt("JAMBA_SPIN_US", 100));
   }();
   return *pool;
+}
+
+template <typename Done>
+bool ThreadPool::Spin(Done done) const {
+  if (spin_us_ == 0) return done();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+  for (;;) {
+    // Read the clock every 64 polls: a pause is tens of cycles.
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      CpuRelax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
 }
 
 void ThreadPool::RunChunks() {
@@ -45,7 +74,7 @@ void ThreadPool::RunChunks() {
     }
     (*fn_)(begin, std::min(n_, begin + chunk_));
     std::lock_guard<std::mutex> lock(mu_);
-    if (--pending_ == 0) done_cv_.notify_all();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_all();
   }
 }
 
@@ -53,11 +82,15 @@ void ThreadPool::WorkerLoop() {
   in_parallel_region = true;
   uint64_t seen = 0;
   for (;;) {
+    Spin([&] {
+      return stop_.load(std::memory_order_relaxed) ||
+             generation_.load(std::memory_order_acquire) != seen;
+    });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      work_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      if (stop_.load()) return;
+      seen = generation_.load();
     }
     RunChunks();
   }
@@ -81,13 +114,14 @@ void ThreadPool::ParallelFor(int64_t n, int64_t min_chunk,
     n_ = n;
     chunk_ = chunk;
     next_ = 0;
-    pending_ = (n + chunk - 1) / chunk;
-    ++generation_;
+    pending_.store((n + chunk - 1) / chunk);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
   RunChunks();
+  Spin([&] { return pending_.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  done_cv_.wait(lock, [&] { return pending_.load() == 0; });
   fn_ = nullptr;
   in_parallel_region = false;
 }

@@ -39,18 +39,21 @@ JAMBA_AVX2 void Tile(const MatMulTile& t) {
   const float* x = static_cast<const float*>(t.x);  // [MR, ldx]
   const WType* w = static_cast<const WType*>(t.w);  // [NR, ldw]
   const int64_t K = t.K;
-  // The next tile's rows follow these (ldw == K): prefetch them, spread over
-  // this tile's k steps. Short rows otherwise leave the hardware prefetchers
-  // too little to detect and the loop waits on memory latency.
+  // When the next tile's rows follow these (ldw == K), prefetch them, spread
+  // over this tile's k steps. Short rows otherwise leave the hardware
+  // prefetchers too little to detect and the loop waits on memory latency.
   constexpr int kPrefetchLines = (NR * static_cast<int>(sizeof(WType)) + 7) / 8;
   const char* next = reinterpret_cast<const char*>(w + NR * t.ldw);
+  const bool prefetch = t.prefetch_next;
   __m256 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    for (int l = 0; l < kPrefetchLines; ++l) {
-      _mm_prefetch(next + ((k / 8) * kPrefetchLines + l) * 64, _MM_HINT_T0);
+    if (prefetch) {
+      for (int l = 0; l < kPrefetchLines; ++l) {
+        _mm_prefetch(next + ((k / 8) * kPrefetchLines + l) * 64, _MM_HINT_T0);
+      }
     }
     __m256 wv[NR];
     for (int j = 0; j < NR; ++j) wv[j] = LoadW<kBf16>(w + j * t.ldw, k);
@@ -75,7 +78,7 @@ JAMBA_AVX2 void Tile(const MatMulTile& t) {
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) {
       const float dot = HSum(acc[i][j]);
-      t.y[i * t.ldy + j] = t.bias != nullptr ? dot + t.bias[j] : dot;
+      t.y[i * t.ldy + j * t.y_stride] = t.bias != nullptr ? dot + t.bias[j * t.y_stride] : dot;
     }
   }
 }

@@ -18,7 +18,11 @@ struct MatMulTile {
   int64_t K = 0;                // reduction length
   float* y = nullptr;           // y[0, 0]
   int64_t ldy = 0;              // elements between y rows
-  const float* bias = nullptr;  // [nr] or null
+  int64_t y_stride = 1;         // elements between outputs j of a y row (AVX2)
+  const float* bias = nullptr;  // [nr], y_stride apart, or null
+  // The next tile's rows follow these (ldw == K): read them ahead. False
+  // when the tile's rows are far apart (the strided GEMV of matmul.cc).
+  bool prefetch_next = true;
 };
 
 // Largest tile any tier accepts.
@@ -26,13 +30,15 @@ constexpr int kMaxTileRows = 4;  // mr
 constexpr int kMaxTileCols = 8;  // nr
 
 // AVX2 + FMA. x: f32 rows. w: F32 (kBf16 false) or BF16, converted exactly.
+// Honours y_stride and prefetch_next.
 // REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX2 and FMA.
 void Avx2Tile(const MatMulTile& t, bool w_bf16, int mr, int nr);
 
 // AVX512_BF16, BF16 w only. x: per row, Kp = ldx / 2 bf16 values of
 // hi = bf16(x) then Kp of lo = bf16(x - hi), zero-padded to Kp, a multiple
 // of 32; x ≈ hi + lo to about 2^-17 relative, products are exact in f32.
-// REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX512F/BW/BF16.
+// REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, y_stride == 1, the CPU has
+// AVX512F/BW/BF16.
 void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias): a 6 x 16 outer-product tile on packed

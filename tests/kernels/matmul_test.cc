@@ -104,6 +104,22 @@ TEST_P(MatMulTest, SingleRowFewAndManyColumns) {
   }
 }
 
+// One and two rows against column counts that leave the fast CPU GEMV's
+// per-thread stripes (8 streams of rows) with and without a short remainder.
+TEST_P(MatMulTest, GemvStripesWithRemainders) {
+  std::mt19937 rng(9);
+  for (const int64_t M : {1, 2}) {
+    for (const int64_t N : {8, 9, 63, 1000, 1003}) {
+      SCOPED_TRACE(::testing::Message() << "M " << M << " N " << N);
+      const Tensor x = RandomF32({M, 96}, &rng), wf = RandomF32({N, 96}, &rng);
+      const Tensor wb = RandomBF16({N, 96}, &rng), bias = RandomF32({N}, &rng);
+      ExpectAllClose(Run(x, wf, &bias), RefMatMul(x, wf, &bias), 1e-4, 1e-4);
+      const double tol = std::max(1e-4, GetParam().bf16_matmul_tolerance);
+      ExpectAllClose(Run(x, wb, &bias), RefMatMul(x, wb, &bias), tol, tol);
+    }
+  }
+}
+
 TEST_P(MatMulTest, F16Weights) {
   std::mt19937 rng(4);
   const Tensor x = RandomF32({5, 61}, &rng), w = RandomF16({19, 61}, &rng);
