@@ -1,5 +1,7 @@
 #include "core/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -53,11 +55,14 @@ bool ThreadPool::Spin(Done done) const {
   if (spin_us_ == 0) return done();
   const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
   for (;;) {
-    // Read the clock every 64 polls: a pause is tens of cycles.
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < 16; ++i) {
       if (done()) return true;
       CpuRelax();
     }
+    // Let another runnable thread have the core: expert workers and the
+    // router may share one machine's cores, and a spin that held them would
+    // slow the very work it waits for.
+    sched_yield();
     if (std::chrono::steady_clock::now() >= until) return done();
   }
 }

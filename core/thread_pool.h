@@ -4,11 +4,12 @@
 // and on the calling thread, returning when all are done. Calls from several
 // threads are serialised; a call from inside a loop body runs inline.
 //
-// Between calls a worker spins for a while (JAMBA_SPIN_US, default 100
+// Between calls a worker polls for a while (JAMBA_SPIN_US, default 100
 // microseconds) before it sleeps, and so does the caller waiting for the
 // last chunk: a thread woken from a futex takes tens of microseconds to run,
-// which is a large share of a decode step's GEMV (100-200 us each).
-// Thread-safe.
+// which is a large share of a decode step's GEMV (50-200 us each). The poll
+// yields the core between short runs of pauses, so processes sharing cores
+// (a router beside its expert workers) still get them. Thread-safe.
 #pragma once
 
 #include <atomic>
