@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <memory>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
@@ -165,18 +165,29 @@ JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t 
   }
 }
 
+// This thread's grow-only buffer for scratch slot `slot` (0: packed x,
+// 1: packed w, 2: lane sums, 3: staged w rows). Fresh large allocations are
+// new mappings, page-faulted in and zeroed by the kernel on every call; these
+// stay as large as the largest call so far (packed x: M x K floats).
+template <typename T>
+T* Scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buffers[4];
+  std::vector<T>& buffer = buffers[slot];
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
 template <typename WType>
 void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
          float* y) {
   const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR, strip_w = 8 * K8 * kNR;
   const int64_t x_strips = (M + kMR - 1) / kMR;
-  // Scratch buffers are filled before they are read: no zeroing.
-  std::unique_ptr<float[]> xp(new float[x_strips * strip_x]);  // [x_strips][8][K8][6]
+  float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][K8][6]
   ThreadPool& pool = ThreadPool::Default();
   pool.ParallelFor(x_strips, 16, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
-      PackX(x + s * kMR * K, K, mr, K, K8, xp.get() + s * strip_x);
+      PackX(x + s * kMR * K, K, mr, K, K8, xp + s * strip_x);
     }
   });
 
@@ -189,9 +200,10 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t num_blocks = (N + block - 1) / block;
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::unique_ptr<float[]> wp(new float[block / kNR * strip_w]);  // [strips][8][K8][16]
-    std::unique_ptr<float[]> part(new float[group * 8 * kMR * kNR]);  // [group][8][6][16]
-    std::unique_ptr<WType[]> staged(new WType[kNR * K]);              // [16][K]
+    // Every thread's own; each is written before it is read.
+    float* const wp = Scratch<float>(1, block / kNR * strip_w);  // [strips][8][K8][16]
+    float* const part = Scratch<float>(2, group * 8 * kMR * kNR);  // [group][8][6][16]
+    WType* const staged = Scratch<WType>(3, kNR * K);              // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       for (int64_t n = n0; n < n1; n += kNR) {
@@ -199,28 +211,28 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
         // The strip's rows are one contiguous run of memory: copied in order
         // they stream at the memory's pace, where the transpose's 16 short
         // row streams would wait on its latency.
-        std::memcpy(staged.get(), w + n * K, nr * K * sizeof(WType));
-        PackW(staged.get(), K, nr, K, K8, wp.get() + (n - n0) / kNR * strip_w);
+        std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
+        PackW(staged, K, nr, K, K8, wp + (n - n0) / kNR * strip_w);
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2.
       for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
         const int64_t g1 = std::min(x_strips, g0 + group);
         for (int64_t n = n0; n < n1; n += kNR) {
-          const float* ws = wp.get() + (n - n0) / kNR * strip_w;
+          const float* ws = wp + (n - n0) / kNR * strip_w;
           for (int l = 0; l < 8; ++l) {
             for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
               const int64_t steps = std::min(kSteps, K8 - c0);
               for (int64_t g = g0; g < g1; ++g) {
-                LaneTile(xp.get() + g * strip_x + (l * K8 + c0) * kMR, ws + (l * K8 + c0) * kNR,
-                         steps, c0 > 0, part.get() + ((g - g0) * 8 + l) * kMR * kNR);
+                LaneTile(xp + g * strip_x + (l * K8 + c0) * kMR, ws + (l * K8 + c0) * kNR,
+                         steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
               }
             }
           }
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
           for (int64_t g = g0; g < g1; ++g) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, M - g * kMR));
-            Combine(part.get() + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
+            Combine(part + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
                     y + g * kMR * N + n, N, mr, nr);
           }
         }
