@@ -16,6 +16,46 @@ namespace {
 // x rows passes over them.
 constexpr int64_t kInt8BlockBytes = 96 << 10;
 
+// Decode (M <= 2) on AVX2, as FastMatMul's GEMV: each thread owns a
+// contiguous range of q rows, a multiple of 4, and reads it as 4 long
+// streams, tile i taking rows n0 + j * S + i (j < 4, S = rows / 4).
+void StripedInt8Gemv(const float* x, int M, int64_t K, const int8_t* q, const float* scale,
+                     int64_t N, float* y) {
+  constexpr int kCols = kInt8TileCols;
+  const int64_t threads = ThreadPool::Default().num_threads();
+  const int64_t part = ((N + threads - 1) / threads + kCols - 1) / kCols * kCols;
+  const int64_t parts = (N + part - 1) / part;
+  ThreadPool::Default().ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
+    Int8Tile t;
+    t.x = x;
+    t.ldx = K;
+    t.K = K;
+    t.ldy = N;
+    t.prefetch_next = false;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * part, n1 = std::min(N, n0 + part);
+      const int64_t S = (n1 - n0) / kCols;
+      t.ldq = S * K;
+      t.y_stride = S;
+      for (int64_t i = 0; i < S; ++i) {
+        t.q = q + (n0 + i) * K;
+        t.scale = scale + n0 + i;
+        t.y = y + n0 + i;
+        Avx2Int8Tile(t, M, kCols);
+      }
+      if (n0 + kCols * S < n1) {  // the last < 4 rows, consecutive
+        const int64_t n = n0 + kCols * S;
+        t.ldq = K;
+        t.y_stride = 1;
+        t.q = q + n * K;
+        t.scale = scale + n;
+        t.y = y + n;
+        Avx2Int8Tile(t, M, static_cast<int>(n1 - n));
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void PortableInt8Tile(const Int8Tile& t, int mr, int nr) {
@@ -27,7 +67,7 @@ void PortableInt8Tile(const Int8Tile& t, int mr, int nr) {
       for (int64_t k = 0; k < t.K; ++k) lanes[k % 8] += x[k] * static_cast<float>(q[k]);
       float dot = 0;
       for (const float lane : lanes) dot += lane;
-      t.y[i * t.ldy + j] = dot * t.scale[j];
+      t.y[i * t.ldy + j * t.y_stride] = dot * t.scale[j * t.y_stride];
     }
   }
 }
@@ -36,8 +76,12 @@ void Int8MatMul(CpuIsa isa, const float* x, int64_t M, int64_t K, const int8_t* 
                 const float* scale, int64_t N, float* y) {
   if (M == 0 || N == 0) return;
   const bool avx2 = isa != CpuIsa::kPortable;
-  // Decode (M <= 2): a 1-2 x 4 tile; otherwise 4 x 3 (12 accumulators, 3
-  // weight vectors and one x vector fill AVX2's 16 registers).
+  if (avx2 && M <= 2) {
+    StripedInt8Gemv(x, static_cast<int>(M), K, q, scale, N, y);
+    return;
+  }
+  // Decode (M <= 2, portable): a 1-2 x 4 tile; otherwise 4 x 3 (12
+  // accumulators, 3 weight vectors and one x vector fill AVX2's 16 registers).
   const int tile_m = static_cast<int>(std::min<int64_t>(M, kInt8TileRows));
   const int tile_n = M <= 2 ? kInt8TileCols : 3;
   const int64_t threads = ThreadPool::Default().num_threads();

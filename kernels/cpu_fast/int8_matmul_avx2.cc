@@ -38,7 +38,7 @@ JAMBA_AVX2 void Tile(const Int8Tile& t) {
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    _mm_prefetch(next + k * NR, _MM_HINT_T0);
+    if (t.prefetch_next) _mm_prefetch(next + k * NR, _MM_HINT_T0);
     __m256 wv[NR];
     for (int j = 0; j < NR; ++j) wv[j] = LoadQ(t.q + j * t.ldq + k);
     for (int i = 0; i < MR; ++i) {
@@ -59,7 +59,9 @@ JAMBA_AVX2 void Tile(const Int8Tile& t) {
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) t.y[i * t.ldy + j] = LaneSum(acc[i][j]) * t.scale[j];
+    for (int j = 0; j < NR; ++j) {
+      t.y[i * t.ldy + j * t.y_stride] = LaneSum(acc[i][j]) * t.scale[j * t.y_stride];
+    }
 }
 
 using TileFn = void (*)(const Int8Tile&);

@@ -19,6 +19,10 @@ struct Int8Tile {
   int64_t K = 0;                 // reduction length
   float* y = nullptr;            // y[0, 0]; rows ldy floats apart
   int64_t ldy = 0;
+  int64_t y_stride = 1;  // floats between outputs j of a y row; scale entries as far apart
+  // The next tile's q rows follow these (ldq == K): read them ahead. False
+  // when the tile's rows are far apart (Int8MatMul's striped decode).
+  bool prefetch_next = true;
 };
 
 // Largest tile any tier accepts.
