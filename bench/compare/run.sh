@@ -61,4 +61,5 @@ for preset in $PRESETS; do
       --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" 2>/dev/null | sed "s|^{|$tag|" | tee -a "$results"
   done
 done
+"$CKPT_DIR/stream" "$THREADS" | sed 's/^{/{"kind": "stream", /' | tee -a "$results"
 "$PY" bench/compare/report.py --results "$results" --plot "$OUT_DIR/cpu.png"
