@@ -2,14 +2,20 @@
 // bf16 weights) and, when built with OpenBLAS, cblas_sgemm (f32 only), on
 // ThreadPool::Default() / the OpenBLAS thread count. Prints one JSON object
 // per line: {"impl", "M", "N", "K", "gflops", "seconds"} (best of --reps).
+// With --cold_mib, every timed call cycles over copies of w totalling that
+// many MiB, so the weights come from memory as in decode, and each line also
+// gives "gbs", the weight bytes read per second.
 //
 //   jamba-gemm-bench --shapes 1024x1024x1024,512x2048x512 --reps 5
 //   JAMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 jamba-gemm-bench --cpu_time
+//   jamba-gemm-bench --shapes 1x2048x512,1x32000x256 --cold_mib 512
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,6 +36,9 @@ ABSL_FLAG(int, reps, 5, "timed repetitions per case (the best is printed)");
 ABSL_FLAG(bool, cpu_time, false,
           "time with the process's CPU clock instead of the wall clock; with one thread this "
           "measures the kernel even on a loaded machine (time spent descheduled is not counted)");
+ABSL_FLAG(int, cold_mib, 0,
+          "if > 0, cycle over copies of w totalling this many MiB (weights from memory, not "
+          "cache) and also print the weights' GB/s");
 
 namespace jamba {
 namespace {
@@ -56,13 +65,34 @@ double BestSeconds(int reps, const std::function<void()>& fn) {
   return best;
 }
 
-void Print(const char* impl, int64_t M, int64_t N, int64_t K, double seconds) {
+// `seconds` per call; `w_bytes` > 0 adds the weights' read rate.
+void Print(const char* impl, int64_t M, int64_t N, int64_t K, double seconds, size_t w_bytes) {
   std::printf(
       "{\"impl\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"gflops\": %.1f, "
-      "\"seconds\": %.6f}\n",
+      "\"seconds\": %.6f",
       impl, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
       2.0 * M * N * K / seconds * 1e-9, seconds);
+  if (w_bytes > 0) std::printf(", \"cold\": true, \"gbs\": %.1f", w_bytes / seconds * 1e-9);
+  std::printf("}\n");
   std::fflush(stdout);
+}
+
+// Seconds per call of fn(w) over `ws` in turn (best of `reps` passes).
+double PerCall(int reps, const std::vector<Tensor>& ws, const std::function<void(const Tensor&)>& fn) {
+  const double pass = BestSeconds(reps, [&] {
+    for (const Tensor& w : ws) fn(w);
+  });
+  return pass / static_cast<double>(ws.size());
+}
+
+// `copies` tensors holding w's values.
+std::vector<Tensor> Copies(const Tensor& w, int64_t copies) {
+  std::vector<Tensor> ws = {w};
+  for (int64_t c = 1; c < copies; ++c) {
+    ws.push_back(Tensor::Zeros(w.dtype(), w.shape()));
+    std::memcpy(ws.back().raw_data(), w.raw_data(), w.nbytes());
+  }
+  return ws;
 }
 
 void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
@@ -77,14 +107,22 @@ void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
     w.data<float>()[i] = dist(rng);
     static_cast<uint16_t*>(w_bf16.raw_data())[i] = F32ToBf16(w.data<float>()[i]);
   }
+  const int64_t cold_bytes = int64_t{absl::GetFlag(FLAGS_cold_mib)} << 20;
+  auto copies = [&](const Tensor& t) {
+    return Copies(t, cold_bytes > 0 ? std::max<int64_t>(1, cold_bytes / t.nbytes()) : 1);
+  };
+  const std::vector<Tensor> ws = copies(w), ws_bf16 = copies(w_bf16);
+  const size_t f32_bytes = cold_bytes > 0 ? w.nbytes() : 0;
+  const size_t bf16_bytes = cold_bytes > 0 ? w_bf16.nbytes() : 0;
   std::unique_ptr<kernels::Backend> fast = kernels::CreateFastCpuBackend();
-  Print("fast_f32", M, N, K, BestSeconds(reps, [&] { fast->MatMul(x, w, nullptr, &y); }));
-  Print("fast_bf16", M, N, K, BestSeconds(reps, [&] { fast->MatMul(x, w_bf16, nullptr, &y); }));
+  auto fast_call = [&](const Tensor& wi) { fast->MatMul(x, wi, nullptr, &y); };
+  Print("fast_f32", M, N, K, PerCall(reps, ws, fast_call), f32_bytes);
+  Print("fast_bf16", M, N, K, PerCall(reps, ws_bf16, fast_call), bf16_bytes);
 #if defined(JAMBA_HAVE_OPENBLAS)
-  Print("openblas_sgemm", M, N, K, BestSeconds(reps, [&] {
+  Print("openblas_sgemm", M, N, K, PerCall(reps, ws, [&](const Tensor& wi) {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x.data<float>(), K,
-                      w.data<float>(), K, 0.0f, y.data<float>(), N);
-        }));
+                      wi.data<float>(), K, 0.0f, y.data<float>(), N);
+        }), f32_bytes);
 #endif
 }
 

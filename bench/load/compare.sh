@@ -37,6 +37,8 @@ fi
 if [ ! -f "$checkpoint/model.safetensors" ]; then
   "$venv/bin/python" tools/make_random_checkpoint.py --preset tiny-dev --dtype bfloat16 --out "$checkpoint"
 fi
+# The two workers split the experts of every MoE layer: even ones and odd ones.
+num_experts=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["num_experts"])' "$checkpoint/config.json")
 
 pids=()
 stop_all() {
@@ -68,7 +70,7 @@ for mode in inproc remote; do
     targets=()
     for w in 0 1; do
       "$build/expert_worker/jamba-expert-worker" --model "$checkpoint" --port 0 --backend "$backend" \
-        --experts "$(seq -s, $w 2 7)" >"$work/worker$w.log" 2>&1 &
+        --experts "$(seq -s, $w 2 $((num_experts - 1)))" >"$work/worker$w.log" 2>&1 &
       pids+=($!)
       targets+=("$(address_of "$work/worker$w.log")")
     done

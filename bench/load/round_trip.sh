@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The expert round trip at one stream: 2 expert workers on loopback (experts
-# 0,2,4,6 and 1,3,5,7), a router, and jamba-load at concurrency 1. Prints
+# The expert round trip at one stream: 2 expert workers on loopback (the
+# even and the odd experts of every MoE layer), a router, and jamba-load at concurrency 1. Prints
 # the p50 round trip and worker time per MoE layer call from the router's
 # histograms, and the load average before and after.
 #
@@ -25,6 +25,8 @@ while [ $# -gt 0 ]; do
 done
 build="${BUILD_DIR:-build}"
 checkpoint="${CHECKPOINT:?CHECKPOINT=DIR is required}"
+# The two workers split the experts of every MoE layer: even ones and odd ones.
+num_experts=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["num_experts"])' "$checkpoint/config.json")
 work=$(mktemp -d /tmp/jamba-round-trip.XXXXXX)
 
 pids=()
@@ -46,7 +48,7 @@ targets=()
 for w in 0 1; do
   # shellcheck disable=SC2086
   env ${WORKER_ENV:-} "$build/expert_worker/jamba-expert-worker" --model "$checkpoint" --port 0 --backend "$backend" \
-    --experts "$(seq -s, $w 2 7)" ${WORKER_FLAGS:-} >"$work/worker$w.log" 2>&1 &
+    --experts "$(seq -s, $w 2 $((num_experts - 1)))" ${WORKER_FLAGS:-} >"$work/worker$w.log" 2>&1 &
   pids+=($!)
   targets+=("$(address_of "$work/worker$w.log" listening)")
 done
