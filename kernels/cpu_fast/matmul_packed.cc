@@ -74,9 +74,25 @@ JAMBA_AVX2 inline void Transpose8(__m256 r[8]) {
   }
 }
 
-// nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded.
+// nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded,
+// the 8 lane sections lane_w floats apart.
 template <typename T>
-JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, float* dst) {
+JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, int64_t lane_w,
+                      float* dst) {
+  if (nr == kNR && K % 8 == 0) {
+    // A full strip with no K tail: no bounds checks, eight row pointers
+    // walked in step (the general loop below spills them and branches per load).
+    for (int half = 0; half < 2; ++half) {
+      const T* r0 = w + half * 8 * ld;
+      for (int64_t c = 0; c < K8; ++c) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = Widen(r0 + j * ld + 8 * c);
+        Transpose8(r);
+        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_w + c * kNR + half * 8, r[l]);
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < K8; ++c) {
     for (int half = 0; half < 2; ++half) {
       __m256 r[8];
@@ -85,7 +101,7 @@ JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, flo
         r[j] = row < nr ? LoadChunk(w + row * ld, 8 * c, K) : _mm256_setzero_ps();
       }
       Transpose8(r);  // r[l] = lane l of rows half*8 .. half*8+7
-      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + (l * K8 + c) * kNR + half * 8, r[l]);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_w + c * kNR + half * 8, r[l]);
     }
   }
 }
@@ -180,7 +196,11 @@ T* Scratch(int slot, int64_t n) {
 template <typename WType>
 void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
          float* y) {
-  const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR, strip_w = 8 * K8 * kNR;
+  const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR;
+  // A w strip's lane sections are one cache line more than K8 * 16 floats
+  // apart: at a power-of-two stride (K = 256, 512, 2048...) the transpose's 8
+  // stores per step all fall in one L1 set and evict each other.
+  const int64_t lane_w = K8 * kNR + 16, strip_w = 8 * lane_w;
   const int64_t x_strips = (M + kMR - 1) / kMR;
   float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][K8][6]
   ThreadPool& pool = ThreadPool::Default();
@@ -201,7 +221,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
-    float* const wp = Scratch<float>(1, block / kNR * strip_w);  // [strips][8][K8][16]
+    float* const wp = Scratch<float>(1, block / kNR * strip_w);  // [strips][8][lane_w]
     float* const part = Scratch<float>(2, group * 8 * kMR * kNR);  // [group][8][6][16]
     WType* const staged = Scratch<WType>(3, kNR * K);              // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
@@ -212,7 +232,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
         // they stream at the memory's pace, where the transpose's 16 short
         // row streams would wait on its latency.
         std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
-        PackW(staged, K, nr, K, K8, wp + (n - n0) / kNR * strip_w);
+        PackW(staged, K, nr, K, K8, lane_w, wp + (n - n0) / kNR * strip_w);
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2.
@@ -224,7 +244,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
             for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
               const int64_t steps = std::min(kSteps, K8 - c0);
               for (int64_t g = g0; g < g1; ++g) {
-                LaneTile(xp + g * strip_x + (l * K8 + c0) * kMR, ws + (l * K8 + c0) * kNR,
+                LaneTile(xp + g * strip_x + (l * K8 + c0) * kMR, ws + l * lane_w + c0 * kNR,
                          steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
               }
             }
