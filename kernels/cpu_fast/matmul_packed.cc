@@ -235,7 +235,16 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
         PackW(staged, K, nr, K, K8, lane_w, wp + (n - n0) / kNR * strip_w);
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
-      // section stays in L1 across the group, the group's x in L2.
+      // section stays in L1 across the group, the group's x in L2. While
+      // the first group runs, the next block's rows are read ahead, spread
+      // evenly over its tiles, so that the copy above finds them in cache.
+      const char* ahead = b + 1 < b1 ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
+      const char* ahead_end =
+          ahead != nullptr ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K) : nullptr;
+      const int64_t first_tiles = (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) *
+                                  std::min(group, x_strips);
+      const int64_t ahead_per_tile =
+          ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
       for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
         const int64_t g1 = std::min(x_strips, g0 + group);
         for (int64_t n = n0; n < n1; n += kNR) {
@@ -244,6 +253,9 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
             for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
               const int64_t steps = std::min(kSteps, K8 - c0);
               for (int64_t g = g0; g < g1; ++g) {
+                for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
+                  _mm_prefetch(ahead, _MM_HINT_T1);
+                }
                 LaneTile(xp + g * strip_x + (l * K8 + c0) * kMR, ws + l * lane_w + c0 * kNR,
                          steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
               }
