@@ -1,9 +1,10 @@
 // Tests of ThreadPool::ParallelFor: full coverage of [0, n), chunk sizes,
-// inline execution and concurrent callers.
+// inline execution, concurrent callers and the workers' wait between loops.
 #include "core/thread_pool.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -122,6 +123,25 @@ TEST(ThreadPoolTest, NestedLoopsRunInlineInsteadOfDeadlocking) {
   // The pool still works in parallel afterwards.
   pool.ParallelFor(100, 1, [&](int64_t b, int64_t e) { count += e - b; });
   EXPECT_EQ(count.load(), 900);
+}
+
+// Workers that poll between loops (spin_us > 0) and workers that sleep at
+// once (0) both see every loop: back-to-back loops (caught while polling),
+// loops after a pause longer than the poll (workers asleep), and a pool
+// destroyed while its workers poll.
+TEST(ThreadPoolTest, EveryLoopRunsWhetherWorkersPollOrSleep) {
+  for (const int spin_us : {0, 100, 100000}) {
+    SCOPED_TRACE(::testing::Message() << "spin_us " << spin_us);
+    ThreadPool pool(3, spin_us);
+    std::vector<int> hits(3000, 0);
+    for (int round = 0; round < 200; ++round) {
+      if (round % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      pool.ParallelFor(static_cast<int64_t>(hits.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) ++hits[i];
+      });
+    }
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), 200), static_cast<int64_t>(hits.size()));
+  }
 }
 
 TEST(ThreadPoolTest, DefaultIsOneInstance) {
