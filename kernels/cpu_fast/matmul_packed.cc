@@ -106,11 +106,17 @@ JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, int
   }
 }
 
-// mr <= 6 rows of x[*, K] (ld apart) -> dst [8][K8][6], zero-padded.
-void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, float* dst) {
-  std::fill(dst, dst + 8 * K8 * kMR, 0.0f);
-  for (int i = 0; i < mr; ++i) {
-    for (int64_t k = 0; k < K; ++k) dst[((k % 8) * K8 + k / 8) * kMR + i] = x[i * ld + k];
+// mr <= 6 rows of x[*, K] (ld apart) -> dst [8][K8][6], zero-padded, the 8
+// lane sections lane_x >= K8 * 6 + 2 floats apart: an 8 x 8 transpose per c
+// (rows past mr are zero) whose 8-float stores spill 2 floats into the next
+// entry (written after) or the lane's padding.
+JAMBA_AVX2 void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, int64_t lane_x,
+                      float* dst) {
+  for (int64_t c = 0; c < K8; ++c) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = i < mr ? LoadChunk(x + i * ld, 8 * c, K) : _mm256_setzero_ps();
+    Transpose8(r);  // r[l] = x[0..8)[8c + l]
+    for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_x + c * kMR, r[l]);
   }
 }
 
@@ -196,18 +202,18 @@ T* Scratch(int slot, int64_t n) {
 template <typename WType>
 void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
          float* y) {
-  const int64_t K8 = (K + 7) / 8, strip_x = 8 * K8 * kMR;
+  const int64_t K8 = (K + 7) / 8, lane_x = K8 * kMR + 2, strip_x = 8 * lane_x;
   // A w strip's lane sections are one cache line more than K8 * 16 floats
   // apart: at a power-of-two stride (K = 256, 512, 2048...) the transpose's 8
   // stores per step all fall in one L1 set and evict each other.
   const int64_t lane_w = K8 * kNR + 16, strip_w = 8 * lane_w;
   const int64_t x_strips = (M + kMR - 1) / kMR;
-  float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][K8][6]
+  float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][lane_x]
   ThreadPool& pool = ThreadPool::Default();
   pool.ParallelFor(x_strips, 16, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
-      PackX(x + s * kMR * K, K, mr, K, K8, xp + s * strip_x);
+      PackX(x + s * kMR * K, K, mr, K, K8, lane_x, xp + s * strip_x);
     }
   });
 
@@ -256,7 +262,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
                 for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
                   _mm_prefetch(ahead, _MM_HINT_T1);
                 }
-                LaneTile(xp + g * strip_x + (l * K8 + c0) * kMR, ws + l * lane_w + c0 * kNR,
+                LaneTile(xp + g * strip_x + l * lane_x + c0 * kMR, ws + l * lane_w + c0 * kNR,
                          steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
               }
             }
