@@ -44,7 +44,8 @@ ThreadPool::~ThreadPool() {
 
 ThreadPool& ThreadPool::Default() {
   static ThreadPool* pool = [] {
-    const int n = EnvInt("JAMBA_NUM_THREADS", static_cast<int>(std::thread::hardware_concurrency()));
+    const int n =
+        EnvInt("JAMBA_NUM_THREADS", static_cast<int>(std::thread::hardware_concurrency()));
     return new ThreadPool(std::max(1, n), EnvInt("JAMBA_SPIN_US", 100));
   }();
   return *pool;

@@ -78,7 +78,8 @@ void Print(const char* impl, int64_t M, int64_t N, int64_t K, double seconds, si
 }
 
 // Seconds per call of fn(w) over `ws` in turn (best of `reps` passes).
-double PerCall(int reps, const std::vector<Tensor>& ws, const std::function<void(const Tensor&)>& fn) {
+double PerCall(int reps, const std::vector<Tensor>& ws,
+               const std::function<void(const Tensor&)>& fn) {
   const double pass = BestSeconds(reps, [&] {
     for (const Tensor& w : ws) fn(w);
   });
@@ -119,10 +120,13 @@ void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
   Print("fast_f32", M, N, K, PerCall(reps, ws, fast_call), f32_bytes);
   Print("fast_bf16", M, N, K, PerCall(reps, ws_bf16, fast_call), bf16_bytes);
 #if defined(JAMBA_HAVE_OPENBLAS)
-  Print("openblas_sgemm", M, N, K, PerCall(reps, ws, [&](const Tensor& wi) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x.data<float>(), K,
-                      wi.data<float>(), K, 0.0f, y.data<float>(), N);
-        }), f32_bytes);
+  Print("openblas_sgemm", M, N, K,
+        PerCall(reps, ws,
+                [&](const Tensor& wi) {
+                  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f,
+                              x.data<float>(), K, wi.data<float>(), K, 0.0f, y.data<float>(), N);
+                }),
+        f32_bytes);
 #endif
 }
 

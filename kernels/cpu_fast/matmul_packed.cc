@@ -114,7 +114,8 @@ JAMBA_AVX2 void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8,
                       float* dst) {
   for (int64_t c = 0; c < K8; ++c) {
     __m256 r[8];
-    for (int i = 0; i < 8; ++i) r[i] = i < mr ? LoadChunk(x + i * ld, 8 * c, K) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < mr ? LoadChunk(x + i * ld, 8 * c, K) : _mm256_setzero_ps();
     Transpose8(r);  // r[l] = x[0..8)[8c + l]
     for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_x + c * kMR, r[l]);
   }
@@ -227,7 +228,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
-    float* const wp = Scratch<float>(1, block / kNR * strip_w);  // [strips][8][lane_w]
+    float* const wp = Scratch<float>(1, block / kNR * strip_w);    // [strips][8][lane_w]
     float* const part = Scratch<float>(2, group * 8 * kMR * kNR);  // [group][8][6][16]
     WType* const staged = Scratch<WType>(3, kNR * K);              // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
@@ -245,10 +246,11 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
       // the first group runs, the next block's rows are read ahead, spread
       // evenly over its tiles, so that the copy above finds them in cache.
       const char* ahead = b + 1 < b1 ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
-      const char* ahead_end =
-          ahead != nullptr ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K) : nullptr;
-      const int64_t first_tiles = (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) *
-                                  std::min(group, x_strips);
+      const char* ahead_end = ahead != nullptr
+                                  ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K)
+                                  : nullptr;
+      const int64_t first_tiles =
+          (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) * std::min(group, x_strips);
       const int64_t ahead_per_tile =
           ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
       for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
