@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu_fast/int8_matmul_tiles.h"
+#include "kernels/cpu_fast/striped_rows.h"
 
 namespace jamba::kernels {
 namespace {
@@ -16,43 +17,23 @@ namespace {
 // x rows passes over them.
 constexpr int64_t kInt8BlockBytes = 96 << 10;
 
-// Decode (M <= 2) on AVX2, as FastMatMul's GEMV: each thread owns a
-// contiguous range of q rows, a multiple of 4, and reads it as 4 long
-// streams, tile i taking rows n0 + j * S + i (j < 4, S = rows / 4).
+// Decode (M <= 2) on AVX2 in striped row order (striped_rows.h), 4 streams
+// per thread, as FastMatMul's GEMV.
 void StripedInt8Gemv(const float* x, int M, int64_t K, const int8_t* q, const float* scale,
                      int64_t N, float* y) {
-  constexpr int kCols = kInt8TileCols;
-  const int64_t threads = ThreadPool::Default().num_threads();
-  const int64_t part = ((N + threads - 1) / threads + kCols - 1) / kCols * kCols;
-  const int64_t parts = (N + part - 1) / part;
-  ThreadPool::Default().ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
+  ForEachStripedTile(N, kInt8TileCols, [&](int64_t n, int64_t stride, int nr) {
     Int8Tile t;
     t.x = x;
     t.ldx = K;
     t.K = K;
     t.ldy = N;
     t.prefetch_next = false;
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n0 = p * part, n1 = std::min(N, n0 + part);
-      const int64_t S = (n1 - n0) / kCols;
-      t.ldq = S * K;
-      t.y_stride = S;
-      for (int64_t i = 0; i < S; ++i) {
-        t.q = q + (n0 + i) * K;
-        t.scale = scale + n0 + i;
-        t.y = y + n0 + i;
-        Avx2Int8Tile(t, M, kCols);
-      }
-      if (n0 + kCols * S < n1) {  // the last < 4 rows, consecutive
-        const int64_t n = n0 + kCols * S;
-        t.ldq = K;
-        t.y_stride = 1;
-        t.q = q + n * K;
-        t.scale = scale + n;
-        t.y = y + n;
-        Avx2Int8Tile(t, M, static_cast<int>(n1 - n));
-      }
-    }
+    t.ldq = stride * K;
+    t.y_stride = stride;
+    t.q = q + n * K;
+    t.scale = scale + n;
+    t.y = y + n;
+    Avx2Int8Tile(t, M, nr);
   });
 }
 

@@ -3,7 +3,7 @@
 // about 128 KiB of weights (kept in L2), every tile of x rows is run against
 // every tile of w rows, so each weight is read from memory once per call.
 // For M <= 2 (decode) the tile is M x 8 rows of w: a GEMV streaming w once,
-// each thread reading its rows as 8 long streams (StridedGemvAvx2).
+// each thread reading its rows as 8 long streams (striped_rows.h).
 // From M = 8 on (prefill), the AVX2 tiles run on packed copies instead
 // (PackedMatMulAvx2); the arithmetic per output is the same on every path.
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/striped_rows.h"
 
 namespace jamba::kernels {
 namespace {
@@ -41,41 +42,19 @@ void CheckArgs(const Tensor& x, const Tensor& w, const Tensor* bias, const Tenso
   }
 }
 
-// The AVX2 GEMV (M <= kGemvMaxRows). Each thread owns a contiguous range of
-// w rows, a multiple of 8, and reads it as 8 long streams: tile t takes rows
-// n0 + j * S + t for j < 8 (S = rows / 8), so each stream runs on through
-// consecutive rows whatever K is. Cold weights stream about 25% faster this
-// way than through consecutive 8-row tiles with software prefetch on the
-// Zen 3 dev VM (bench/results/cpu.md). Each output's arithmetic is the
-// tile's, as on every path.
-void StridedGemvAvx2(const MatMulTile& base, int M, const char* wd, bool w_bf16, int64_t row_bytes,
+// The AVX2 GEMV (M <= kGemvMaxRows) in striped row order (striped_rows.h);
+// each output's arithmetic is the tile's, as on every path.
+void StripedGemvAvx2(const MatMulTile& base, int M, const char* wd, bool w_bf16, int64_t row_bytes,
                      int64_t N, const float* b, float* yd) {
-  const int64_t threads = ThreadPool::Default().num_threads();
-  const int64_t part = ((N + threads - 1) / threads + 7) / 8 * 8;
-  const int64_t parts = (N + part - 1) / part;
-  ThreadPool::Default().ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n0 = p * part, n1 = std::min(N, n0 + part);
-      const int64_t S = (n1 - n0) / 8;
-      MatMulTile t = base;
-      t.prefetch_next = false;
-      t.ldw = S * base.K;
-      t.y_stride = S;
-      for (int64_t i = 0; i < S; ++i) {
-        t.w = wd + (n0 + i) * row_bytes;
-        t.y = yd + n0 + i;
-        t.bias = b != nullptr ? b + n0 + i : nullptr;
-        Avx2Tile(t, w_bf16, M, 8);
-      }
-      if (n0 + 8 * S < n1) {  // the last < 8 rows, consecutive
-        t.ldw = base.K;
-        t.y_stride = 1;
-        t.w = wd + (n0 + 8 * S) * row_bytes;
-        t.y = yd + n0 + 8 * S;
-        t.bias = b != nullptr ? b + n0 + 8 * S : nullptr;
-        Avx2Tile(t, w_bf16, M, static_cast<int>(n1 - n0 - 8 * S));
-      }
-    }
+  ForEachStripedTile(N, kMaxTileCols, [&](int64_t n, int64_t stride, int nr) {
+    MatMulTile t = base;
+    t.prefetch_next = false;
+    t.ldw = stride * base.K;
+    t.y_stride = stride;
+    t.w = wd + n * row_bytes;
+    t.y = yd + n;
+    t.bias = b != nullptr ? b + n : nullptr;
+    Avx2Tile(t, w_bf16, M, nr);
   });
 }
 
@@ -117,11 +96,11 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
   const float* b = bias != nullptr ? bias->data<float>() : nullptr;
   float* yd = y->data<float>();  // [M, N]
   if (!dpbf16 && M <= kGemvMaxRows) {
-    StridedGemvAvx2(base, static_cast<int>(M), wd, w_bf16, row_bytes, N, b, yd);
+    StripedGemvAvx2(base, static_cast<int>(M), wd, w_bf16, row_bytes, N, b, yd);
     return;
   }
 
-  // Tile shape: M x 8 for GEMV; 4 x 3 (AVX2, 16 ymm) or 4 x 4 (AVX-512).
+  // Tile shape: M x 8 for the AVX-512 GEMV; 4 x 3 (AVX2, 16 ymm) or 4 x 4 (AVX-512).
   const int tile_m = M <= kGemvMaxRows ? static_cast<int>(M) : kMaxTileRows;
   const int tile_n = M <= kGemvMaxRows ? kMaxTileCols : (dpbf16 ? 4 : 3);
   // Rows of w per block: about kBlockBytes, a multiple of tile_n, and small
