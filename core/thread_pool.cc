@@ -1,26 +1,15 @@
 #include "core/thread_pool.h"
 
-#include <sched.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "core/spin_wait.h"
 
 namespace jamba {
 namespace {
 
 // True on pool workers and inside ParallelFor: nested loops run inline.
 thread_local bool in_parallel_region = false;
-
-inline void CpuRelax() {
-#if defined(__x86_64__)
-  _mm_pause();
-#endif
-}
 
 int EnvInt(const char* name, int fallback) {
   const char* env = std::getenv(name);
@@ -46,26 +35,9 @@ ThreadPool& ThreadPool::Default() {
   static ThreadPool* pool = [] {
     const int n =
         EnvInt("JAMBA_NUM_THREADS", static_cast<int>(std::thread::hardware_concurrency()));
-    return new ThreadPool(std::max(1, n), EnvInt("JAMBA_SPIN_US", 100));
+    return new ThreadPool(std::max(1, n), DefaultSpinMicros());
   }();
   return *pool;
-}
-
-template <typename Done>
-bool ThreadPool::Spin(Done done) const {
-  if (spin_us_ == 0) return done();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
-  for (;;) {
-    for (int i = 0; i < 16; ++i) {
-      if (done()) return true;
-      CpuRelax();
-    }
-    // Let another runnable thread have the core: expert workers and the
-    // router may share one machine's cores, and a spin that held them would
-    // slow the very work it waits for.
-    sched_yield();
-    if (std::chrono::steady_clock::now() >= until) return done();
-  }
 }
 
 void ThreadPool::RunChunks() {
@@ -88,7 +60,7 @@ void ThreadPool::WorkerLoop() {
   in_parallel_region = true;
   uint64_t seen = 0;
   for (;;) {
-    Spin([&] {
+    SpinWait(spin_us_, [&] {
       return stop_.load(std::memory_order_relaxed) ||
              generation_.load(std::memory_order_acquire) != seen;
     });
@@ -125,7 +97,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t min_chunk,
   }
   work_cv_.notify_all();
   RunChunks();
-  Spin([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  SpinWait(spin_us_, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] { return pending_.load() == 0; });
   fn_ = nullptr;

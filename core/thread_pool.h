@@ -44,9 +44,6 @@ class ThreadPool {
  private:
   void WorkerLoop();
   void RunChunks();
-  // Polls until `done()` or the spin time passes; true if done() turned true.
-  template <typename Done>
-  bool Spin(Done done) const;
 
   const int spin_us_;
   std::vector<std::thread> workers_;
