@@ -1,146 +1,20 @@
 #include "expert_worker/expert_service.h"
 
-#include <deque>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "core/spin_wait.h"
 #include "core/status_macros.h"
+#include "expert_worker/compute_stream.h"
 #include "rpc/expert_placement.h"
-#include "rpc/grpc_tsan.h"
 #include "rpc/tensor_codec.h"
 
 namespace jamba::expert {
 
 using ::jamba::internal::v1::ShardInfoRequest;
 using ::jamba::internal::v1::ShardInfoResponse;
-
-// One Compute stream. Reads requests one after another and answers each on
-// the reading thread; responses queue so that one write is in flight. Ends
-// with OK when the client half-closes or the service drains. Deletes itself
-// in OnDone.
-class ComputeReactor final : public grpc::ServerBidiReactor<ExpertRequest, ExpertResponse> {
- public:
-  explicit ComputeReactor(ExpertServiceImpl* service) : service_(service) {
-    if (!service_->Register(this)) {
-      {
-        absl::MutexLock lock(&mu_);
-        finished_ = true;
-      }
-      rpc::GrpcOpStarts(this);
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the expert worker is shutting down"));
-      return;
-    }
-    rpc::GrpcOpStarts(this);
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    rpc::GrpcReaction reaction(this);
-    if (!ok) {
-      bool finish;
-      {
-        absl::MutexLock lock(&mu_);
-        reads_done_ = true;
-        finish = ShouldFinishLocked();
-      }
-      if (finish) FinishNow();
-      return;
-    }
-    {
-      // A drain that comes while this request is computed waits for its
-      // answer (ShouldFinishLocked); one that came first ended the stream.
-      absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      handling_ = true;
-    }
-    ExpertResponse response = service_->Handle(request_, absl::Now());
-    request_.Clear();
-    bool finish;
-    {
-      absl::MutexLock lock(&mu_);
-      handling_ = false;
-      if (!write_failed_) {
-        writes_.push_back(std::move(response));
-        if (!writing_) {
-          writing_ = true;
-          rpc::GrpcOpStarts(this);
-          StartWrite(&writes_.front());
-        }
-      }
-      // Read on unless draining; then the last write's OnWriteDone finishes.
-      if (draining_) {
-        reads_done_ = true;
-      } else {
-        rpc::GrpcOpStarts(this);
-        StartRead(&request_);
-      }
-      finish = ShouldFinishLocked();
-    }
-    if (finish) FinishNow();
-  }
-
-  void OnWriteDone(bool ok) override {
-    rpc::GrpcReaction reaction(this);
-    bool finish;
-    {
-      absl::MutexLock lock(&mu_);
-      writes_.pop_front();
-      if (!ok) {
-        write_failed_ = true;
-        writes_.clear();
-        status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "writing a response failed");
-      }
-      writing_ = !writes_.empty();
-      if (writing_) {
-        rpc::GrpcOpStarts(this);
-        StartWrite(&writes_.front());
-      }
-      finish = ShouldFinishLocked();
-    }
-    if (finish) FinishNow();
-  }
-
-  void OnDone() override {
-    rpc::GrpcReactionStarts(this);
-    service_->Unregister(this);
-    delete this;
-  }
-
-  // Marks the stream as draining; true when the caller must Finish it now.
-  bool Drain() {
-    absl::MutexLock lock(&mu_);
-    draining_ = true;
-    return ShouldFinishLocked();
-  }
-  void FinishNow() {
-    rpc::GrpcOpStarts(this);
-    Finish(status_);
-  }
-
- private:
-  // True once, when nothing is left to do: the caller then calls Finish.
-  bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || writing_ || handling_ || !(reads_done_ || draining_)) return false;
-    finished_ = true;
-    return true;
-  }
-
-  ExpertServiceImpl* const service_;
-  ExpertRequest request_;  // the read in flight; touched only by OnReadDone
-
-  absl::Mutex mu_;
-  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool handling_ ABSL_GUARDED_BY(mu_) = false;  // OnReadDone is computing an answer
-  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // Set before finished_ turns true, read after: no lock needed by Finish.
-  grpc::Status status_ = grpc::Status::OK;
-  std::deque<ExpertResponse> writes_ ABSL_GUARDED_BY(mu_);  // front in flight
-};
 
 ExpertServiceImpl::ExpertServiceImpl(const model::JambaConfig& config, model::LocalExperts* experts,
                                      ExpertServiceOptions options)
@@ -153,14 +27,37 @@ ExpertServiceImpl::ExpertServiceImpl(const model::JambaConfig& config, model::Lo
 }
 
 ExpertServiceImpl::~ExpertServiceImpl() {
-  // The server is shut down first: every stream's OnDone has unregistered.
+  Stop();
   absl::MutexLock lock(&streams_mu_);
   JAMBA_CHECK(streams_.empty()) << "ExpertServiceImpl destroyed with open Compute streams";
 }
 
-grpc::ServerBidiReactor<ExpertRequest, ExpertResponse>* ExpertServiceImpl::Compute(
-    grpc::CallbackServerContext* context) {
-  return new ComputeReactor(this);
+void ExpertServiceImpl::Stop() {
+  {
+    absl::MutexLock lock(&ops_mu_);
+    stopping_ = true;
+  }
+  if (threads_ != nullptr) {
+    threads_.reset();  // shuts cq_ down and drains it
+  } else if (cq_ != nullptr && !stopped_) {
+    cq_->Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) rpc::Completion::Run(tag, ok);
+  }
+  stopped_ = true;
+}
+
+void ExpertServiceImpl::RegisterWith(grpc::ServerBuilder* builder) {
+  builder->RegisterService(this);
+  cq_ = builder->AddCompletionQueue();
+}
+
+void ExpertServiceImpl::Start(int num_threads) {
+  JAMBA_CHECK(cq_ != nullptr && threads_ == nullptr && !stopped_)
+      << "Start needs RegisterWith, and runs once";
+  ComputeStream::Accept(this, cq_.get());
+  threads_ = std::make_unique<rpc::CompletionQueueThreads>(cq_.get(), num_threads, RpcSpinMicros());
 }
 
 grpc::ServerUnaryReactor* ExpertServiceImpl::GetShardInfo(grpc::CallbackServerContext* context,
@@ -250,29 +147,24 @@ absl::Status ExpertServiceImpl::HandleInto(const ExpertRequest& request, absl::T
   return absl::OkStatus();
 }
 
-bool ExpertServiceImpl::Register(ComputeReactor* reactor) {
+bool ExpertServiceImpl::Register(ComputeStream* stream) {
   absl::MutexLock lock(&streams_mu_);
   if (draining_) return false;
-  streams_.insert(reactor);
+  streams_.insert(stream);
   return true;
 }
 
-void ExpertServiceImpl::Unregister(ComputeReactor* reactor) {
+void ExpertServiceImpl::Unregister(ComputeStream* stream) {
   absl::MutexLock lock(&streams_mu_);
-  streams_.erase(reactor);
+  streams_.erase(stream);
 }
 
 void ExpertServiceImpl::BeginDrain() {
-  std::vector<ComputeReactor*> to_finish;
-  {
-    absl::MutexLock lock(&streams_mu_);
-    draining_ = true;
-    for (ComputeReactor* reactor : streams_) {
-      if (reactor->Drain()) to_finish.push_back(reactor);
-    }
-  }
-  // Outside streams_mu_: Finish may run OnDone (and Unregister) inline.
-  for (ComputeReactor* reactor : to_finish) reactor->FinishNow();
+  // A stream unregisters (under streams_mu_) before it is deleted, so each
+  // one here is alive; Drain only starts operations.
+  absl::MutexLock lock(&streams_mu_);
+  draining_ = true;
+  for (ComputeStream* stream : streams_) stream->Drain();
 }
 
 bool ExpertServiceImpl::WaitForStreams(absl::Time deadline) {

@@ -161,11 +161,12 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   }
   rpc::ConfigureInternalServer(
       &builder, static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(max_age), INT32_MAX)));
-  builder.RegisterService(&service);
+  service.RegisterWith(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", HostPort(host, port)));
   }
+  service.Start();
   health.SetMainServer(server.get());
   health.Set("", true);
   health.Set(kServiceName, true);
@@ -185,6 +186,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
   *cut_off = !service.WaitForStreams(deadline);
   server->Shutdown(absl::ToChronoTime(deadline));
   server->Wait();
+  service.Stop();
   std::fprintf(stderr, "jamba-expert-worker: stopped%s\n",
                *cut_off ? " (streams were cut off at --drain_timeout)" : "");
   return absl::OkStatus();

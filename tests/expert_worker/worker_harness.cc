@@ -67,9 +67,10 @@ std::unique_ptr<InProcessWorker> WorkerHarness::StartWorker(const std::string& s
   builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
                            &w->port);
   rpc::ConfigureInternalServer(&builder);
-  builder.RegisterService(w->service.get());
+  w->service->RegisterWith(&builder);
   w->server = builder.BuildAndStart();
   JAMBA_CHECK(w->server != nullptr && w->port != 0) << "cannot listen on port " << port;
+  w->service->Start();
   return w;
 }
 

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -29,6 +30,14 @@ T ValueOrDie(absl::StatusOr<T> s) {
 
 // One in-process worker: its own backend, experts, service and server.
 struct InProcessWorker {
+  // Shuts the server down (cancelling open streams), stops the service, then
+  // destroys them in that order.
+  ~InProcessWorker() {
+    if (server != nullptr) server->Shutdown(std::chrono::system_clock::now());
+    if (service != nullptr) service->Stop();
+    server.reset();
+  }
+
   std::string shard;
   std::unique_ptr<kernels::Backend> backend;
   std::unique_ptr<model::LocalExperts> experts;
