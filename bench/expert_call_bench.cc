@@ -45,6 +45,7 @@
 #include "absl/time/time.h"
 #include "core/check.h"
 #include "core/malloc_tuning.h"
+#include "core/spin_wait.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_service.h"
@@ -231,20 +232,22 @@ absl::Status RunSyncEcho(int rows, int calls, DType wire) {
   Report("sync API echo round trip", std::move(us));
   stream->WritesDone();
   JAMBA_CHECK(stream->Finish().ok());
-  // The router's client (callback API) against the same server.
-  std::shared_ptr<rpc::ExpertStream> callback = rpc::ExpertStream::Start(stub.get(), "echo");
+  // The router's client (completion-queue API, one polling thread) against
+  // the same server.
+  rpc::CompletionDriver driver(DefaultSpinMicros());
+  std::shared_ptr<rpc::ExpertStream> client = rpc::ExpertStream::Start(stub.get(), &driver, "echo");
   us.clear();
   for (int i = 0; i < calls + 20; ++i) {
     request->set_tag(i + 1);
-    auto sink = std::make_shared<rpc::PendingResponses>(1);
+    auto sink = std::make_shared<rpc::PendingResponses>(1, &driver);
     const absl::Time start = absl::Now();
-    JAMBA_CHECK(callback->Send(request, sink, 0)) << "the echo stream broke";
+    JAMBA_CHECK(client->Send(request, sink, 0)) << "the echo stream broke";
     JAMBA_CHECK(sink->WaitUntil(absl::InfiniteFuture()) && sink->Take(0).ok());
     if (i >= 20) us.push_back(ElapsedUs(start));
   }
-  Report("callback API client, sync echo round trip", std::move(us));
-  callback->Retire();
-  callback->WaitDone();
+  Report("router's client, sync echo round trip", std::move(us));
+  client->Retire();
+  client->WaitDone();
   server->Shutdown();
   return absl::OkStatus();
 }
@@ -270,14 +273,16 @@ absl::Status RunRemote(int rows, int calls, DType wire) {
   }
   std::printf("%s: shard %s, %zu experts, %d rows per request\n",
               absl::GetFlag(FLAGS_target).c_str(), info.shard().c_str(), pairs.size(), rows);
-  std::shared_ptr<rpc::ExpertStream> stream = rpc::ExpertStream::Start(stub.get(), "bench");
+  rpc::CompletionDriver driver(DefaultSpinMicros());
+  std::shared_ptr<rpc::ExpertStream> stream =
+      rpc::ExpertStream::Start(stub.get(), &driver, "bench");
   std::mt19937 rng(1);
   uint64_t tag = 0;
   std::vector<double> worker_us, transport_us;
   auto call = [&](const Pair& p) {
     std::shared_ptr<ExpertRequest> request = MakeRequest(p, rows, info.hidden_size(), wire, &rng);
     request->set_tag(++tag);
-    auto sink = std::make_shared<rpc::PendingResponses>(1);
+    auto sink = std::make_shared<rpc::PendingResponses>(1, &driver);
     const absl::Time start = absl::Now();
     JAMBA_CHECK(stream->Send(request, sink, 0)) << "the stream broke";
     JAMBA_CHECK(sink->WaitUntil(absl::InfiniteFuture()));

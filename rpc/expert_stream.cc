@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "rpc/grpc_tsan.h"
 #include "rpc/status_conversion.h"
 
 namespace jamba::rpc {
@@ -22,11 +21,12 @@ absl::Time PendingResponses::filled_at(int slot) {
 }
 
 bool PendingResponses::WaitUntil(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  auto all_filled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return num_filled_ == static_cast<int>(results_.size());
-  };
-  return mu_.AwaitWithDeadline(absl::Condition(&all_filled), deadline);
+  return driver_->RunUntil(
+      [this] {
+        absl::MutexLock lock(&mu_);
+        return num_filled_ == static_cast<int>(results_.size());
+      },
+      deadline);
 }
 
 bool PendingResponses::filled(int slot) {
@@ -40,16 +40,17 @@ absl::StatusOr<ExpertResponse> PendingResponses::Take(int slot) {
 }
 
 std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* stub,
+                                                  CompletionDriver* driver,
                                                   std::string description) {
-  std::shared_ptr<ExpertStream> stream(new ExpertStream(std::move(description)));
-  stream->self_ = stream;
-  stub->async()->Compute(&stream->context_, stream.get());
-  // The hold lets Send start writes from outside reactions; OnReadDone(false)
-  // removes it once the stream is over.
-  stream->AddHold();
-  GrpcOpStarts(stream.get());
-  stream->StartRead(&stream->response_);
-  stream->StartCall();
+  std::shared_ptr<ExpertStream> stream(new ExpertStream(driver, std::move(description)));
+  ExpertStream* s = stream.get();
+  s->self_ = stream;
+  absl::MutexLock lock(&s->mu_);
+  // The call's headers go out with its first write (StartCall then starts
+  // no operation of its own, which would hold the write slot).
+  s->context_.set_initial_metadata_corked(true);
+  s->call_ = stub->PrepareAsyncCompute(&s->context_, driver->cq());
+  s->call_->StartCall(nullptr);
   return stream;
 }
 
@@ -61,9 +62,9 @@ bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
   writes_.push_back(std::move(request));
   if (!writing_) {
     writing_ = true;
-    GrpcOpStarts(this);
-    StartWrite(writes_.front().get());
+    StartOpLocked([this] { call_->Write(*writes_.front(), write_done_.tag()); });
   }
+  StartReadLocked();
   return true;
 }
 
@@ -78,9 +79,9 @@ void ExpertStream::Retire() {
   retiring_ = true;
   if (!writing_) {
     writes_done_ = true;
-    GrpcOpStarts(this);
-    StartWritesDone();
+    StartOpLocked([this] { call_->WritesDone(writes_done_done_.tag()); });
   }
+  StartReadLocked();  // it ends when the worker ends the stream
 }
 
 bool ExpertStream::broken() {
@@ -89,39 +90,53 @@ bool ExpertStream::broken() {
 }
 
 void ExpertStream::Cancel() {
+  absl::MutexLock lock(&mu_);
   GrpcOpStarts(this);
   context_.TryCancel();
+  StartReadLocked();  // it fails at once, and Finish follows
+}
+
+void ExpertStream::StartReadLocked() {
+  if (reading_ || read_ended_) return;
+  reading_ = true;
+  StartOpLocked([this] { call_->Read(&response_, read_done_.tag()); });
+}
+
+void ExpertStream::WaitDone() {
+  driver_->RunUntil([this] { return done_.HasBeenNotified(); }, absl::InfiniteFuture());
 }
 
 void ExpertStream::OnReadDone(bool ok) {
-  GrpcReaction reaction(this);
-  if (!ok) {
-    {
-      absl::MutexLock lock(&mu_);
-      broken_ = true;
-    }
-    GrpcOpStarts(this);
-    RemoveHold();
-    return;
-  }
-  ExpertResponse response = std::move(response_);
-  response_.Clear();
+  GrpcReactionStarts(this);
+  std::shared_ptr<ExpertStream> release;
   Waiter waiter;
+  ExpertResponse response;
   {
     absl::MutexLock lock(&mu_);
-    auto it = waiting_.find(response.tag());
-    if (it != waiting_.end()) {
-      waiter = std::move(it->second);
-      waiting_.erase(it);
+    reading_ = false;
+    if (!ok) {
+      // The call is over (the worker ended it, it failed or was cancelled):
+      // Finish says how, then the waiting requests fail.
+      broken_ = read_ended_ = true;
+      StartOpLocked([this] { call_->Finish(&status_, finish_done_.tag()); });
+    } else {
+      response = std::move(response_);
+      response_.Clear();
+      auto it = waiting_.find(response.tag());
+      if (it != waiting_.end()) {
+        waiter = std::move(it->second);
+        waiting_.erase(it);
+      }
+      if (!waiting_.empty() || retiring_) StartReadLocked();
     }
+    release = OpDoneLocked();
   }
-  GrpcOpStarts(this);
-  StartRead(&response_);
   if (waiter.sink != nullptr) waiter.sink->Deliver(waiter.slot, std::move(response));
 }
 
 void ExpertStream::OnWriteDone(bool ok) {
-  GrpcReaction reaction(this);
+  GrpcReactionStarts(this);
+  std::shared_ptr<ExpertStream> release;
   bool cancel = false;
   {
     absl::MutexLock lock(&mu_);
@@ -133,39 +148,52 @@ void ExpertStream::OnWriteDone(bool ok) {
     if (broken_) writes_.clear();
     writing_ = !writes_.empty();
     if (writing_) {
-      GrpcOpStarts(this);
-      StartWrite(writes_.front().get());
+      StartOpLocked([this] { call_->Write(*writes_.front(), write_done_.tag()); });
     } else if (retiring_ && !broken_ && !writes_done_) {
       writes_done_ = true;
-      GrpcOpStarts(this);
-      StartWritesDone();
+      StartOpLocked([this] { call_->WritesDone(writes_done_done_.tag()); });
     }
-  }
-  // A failed write means the call is over; make sure the read ends too.
-  if (cancel) {
-    GrpcOpStarts(this);
-    context_.TryCancel();
+    // A failed write means the call is over; make sure the read ends too.
+    if (cancel) {
+      context_.TryCancel();
+      StartReadLocked();
+    }
+    release = OpDoneLocked();
   }
 }
 
-void ExpertStream::OnDone(const grpc::Status& status) {
+void ExpertStream::OnWritesDoneDone(bool ok) {
   GrpcReactionStarts(this);
-  const std::string why =
-      status.ok() ? std::string("the stream was closed by the worker")
-                  : absl::StrCat("the stream failed: ", FromGrpcStatus(status).ToString());
+  std::shared_ptr<ExpertStream> release;
+  absl::MutexLock lock(&mu_);
+  release = OpDoneLocked();
+}
+
+void ExpertStream::OnFinished(bool ok) {
+  GrpcReactionStarts(this);
+  std::shared_ptr<ExpertStream> release;
   absl::flat_hash_map<uint64_t, Waiter> waiting;
+  std::string why;
   {
     absl::MutexLock lock(&mu_);
-    broken_ = true;
-    writes_.clear();
+    why = status_.ok() ? std::string("the stream was closed by the worker")
+                       : absl::StrCat("the stream failed: ", FromGrpcStatus(status_).ToString());
+    broken_ = finished_ = true;
+    // A write in flight keeps its entry until its own completion pops it.
+    writes_.erase(writing_ ? writes_.begin() + 1 : writes_.begin(), writes_.end());
     waiting.swap(waiting_);
+    release = OpDoneLocked();
   }
   for (auto& [tag, waiter] : waiting) {
     waiter.sink->Deliver(waiter.slot,
                          absl::UnavailableError(absl::StrCat(description_, ": ", why)));
   }
-  std::shared_ptr<ExpertStream> keep = std::move(self_);
+}
+
+std::shared_ptr<ExpertStream> ExpertStream::OpDoneLocked() {
+  if (--outstanding_ > 0 || !finished_) return nullptr;
   done_.Notify();
+  return std::move(self_);
 }
 
 }  // namespace jamba::rpc

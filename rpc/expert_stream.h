@@ -2,7 +2,10 @@
 // tagged requests in flight, matched to responses by tag. Writes are queued
 // so only one is in flight. When the stream breaks, every request waiting
 // on it fails with UNAVAILABLE and broken() turns true; the owner then
-// starts a new stream. Thread-safe; reactions run on gRPC's threads.
+// starts a new stream. Thread-safe. It runs on the completion-queue API:
+// its completions run on the thread that waits for a response
+// (CompletionDriver), which the kernel wakes when the response arrives,
+// with no hand-off between threads.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -21,6 +24,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "jamba/internal/v1/expert.grpc.pb.h"
+#include "rpc/completion_queue_threads.h"
+#include "rpc/grpc_tsan.h"
 
 namespace jamba::rpc {
 
@@ -32,11 +37,14 @@ using ::jamba::internal::v1::ExpertService;
 // per request, each filled exactly once with a response or a failure.
 class PendingResponses {
  public:
-  explicit PendingResponses(int num_slots) : results_(num_slots), filled_at_(num_slots) {}
+  // The streams that fill the slots complete on `driver`'s queue.
+  PendingResponses(int num_slots, CompletionDriver* driver)
+      : driver_(driver), results_(num_slots), filled_at_(num_slots) {}
 
   // Fills `slot` unless it is already filled.
   void Deliver(int slot, absl::StatusOr<ExpertResponse> result);
-  // Waits until every slot is filled or `deadline` passes; true if filled.
+  // Runs the driver's completions until every slot is filled or `deadline`
+  // passes; true if filled.
   bool WaitUntil(absl::Time deadline);
   bool filled(int slot);
   // REQUIRES: filled(slot). Moves the result out.
@@ -45,18 +53,20 @@ class PendingResponses {
   absl::Time filled_at(int slot);
 
  private:
+  CompletionDriver* const driver_;
   absl::Mutex mu_;
   int num_filled_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::optional<absl::StatusOr<ExpertResponse>>> results_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Time> filled_at_ ABSL_GUARDED_BY(mu_);
 };
 
-class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertResponse> {
+class ExpertStream {
  public:
-  // Starts a Compute call on `stub` (which must outlive the call).
+  // Starts a Compute call on `stub` (which must outlive the call) whose
+  // completions go to `driver` (which must outlive them: WaitDone).
   // `description` names the peer in errors, e.g. `shard "s0" (target t)`.
   static std::shared_ptr<ExpertStream> Start(ExpertService::StubInterface* stub,
-                                             std::string description);
+                                             CompletionDriver* driver, std::string description);
 
   // Queues `request`, whose tag must be unique on this stream; its response
   // (or the stream's failure) goes to `sink` slot `slot`. The request is
@@ -72,39 +82,70 @@ class ExpertStream final : public grpc::ClientBidiReactor<ExpertRequest, ExpertR
   void Retire();
   bool broken();
   absl::Time started() const { return started_; }
-  // Cancels the call (waiting requests fail); then WaitDone returns once the
-  // library is finished with this stream.
+  // Cancels the call (waiting requests fail); then WaitDone runs the
+  // driver's completions until gRPC has returned every operation of this
+  // stream.
   void Cancel();
-  void WaitDone() { done_.WaitForNotification(); }
+  void WaitDone();
   bool done() const { return done_.HasBeenNotified(); }
 
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-
  private:
-  explicit ExpertStream(std::string description) : description_(std::move(description)) {}
+  ExpertStream(CompletionDriver* driver, std::string description)
+      : driver_(driver), description_(std::move(description)) {}
+
+  void OnReadDone(bool ok);
+  void OnWriteDone(bool ok);
+  void OnWritesDoneDone(bool ok);
+  void OnFinished(bool ok);
+  // Starts a read unless one is in flight or the reads ended. A read is in
+  // flight only while a response is awaited (or the stream is retired or
+  // cancelled and its end awaited): a read posted long before its response
+  // arrives costs the round trip 60-90 us more on gRPC 1.51 (bench note in
+  // bench/results/load_comparison.md).
+  void StartReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts an operation; call with mu_ held.
+  template <typename Start>
+  void StartOpLocked(Start start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++outstanding_;
+    GrpcOpStarts(this);
+    start();
+  }
+  // Ends a completion. When it was the last one and the call is over,
+  // notifies done_ and returns the stream's hold on itself, which the
+  // caller drops after releasing mu_ (that may delete the stream).
+  std::shared_ptr<ExpertStream> OpDoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct Waiter {
     std::shared_ptr<PendingResponses> sink;
     int slot = 0;
   };
 
+  CompletionDriver* const driver_;
   const std::string description_;
   const absl::Time started_ = absl::Now();
   grpc::ClientContext context_;
-  ExpertResponse response_;  // the read in flight; touched only by reactions
+  std::unique_ptr<grpc::ClientAsyncReaderWriterInterface<ExpertRequest, ExpertResponse>> call_;
+  ExpertResponse response_;  // the read in flight; touched by its completion only
+  grpc::Status status_;      // filled by Finish
+  Completion read_done_{[this](bool ok) { OnReadDone(ok); }};
+  Completion write_done_{[this](bool ok) { OnWriteDone(ok); }};
+  Completion writes_done_done_{[this](bool ok) { OnWritesDoneDone(ok); }};
+  Completion finish_done_{[this](bool ok) { OnFinished(ok); }};
 
   absl::Mutex mu_;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // operations gRPC has not returned
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool retiring_ ABSL_GUARDED_BY(mu_) = false;
-  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone was called
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_ended_ ABSL_GUARDED_BY(mu_) = false;   // a read failed: the call is over
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // WritesDone was started
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;     // Finish returned
   // Requests not yet written; the front one is in flight while writing_.
   std::deque<std::shared_ptr<const ExpertRequest>> writes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiting_ ABSL_GUARDED_BY(mu_);
 
-  std::shared_ptr<ExpertStream> self_;  // keeps this alive until OnDone
+  std::shared_ptr<ExpertStream> self_;  // keeps this alive until done_
   absl::Notification done_;
 };
 

@@ -1,15 +1,16 @@
-// ThreadSanitizer annotations for the orderings gRPC's callback API
-// guarantees: whatever a thread did before starting an operation on a
-// reactor (StartCall, StartRead, StartWrite, StartWritesDone, Finish,
-// TryCancel) happens before that operation's reaction, and every reaction
-// happens before OnDone. gRPC core hands operations between threads with
-// its own atomics, which TSan does not see when gRPC is not built with
+// ThreadSanitizer annotations for the orderings gRPC guarantees: whatever a
+// thread did before starting an operation on a reactor (StartCall,
+// StartRead, StartWrite, StartWritesDone, Finish, TryCancel) or on a
+// completion queue (Read, Write, Finish...) happens before that operation's
+// reaction or completion, and every reaction happens before OnDone. gRPC core hands operations
+// between threads with its own atomics, which TSan does not see when gRPC is not built with
 // -fsanitize=thread (the distribution's is not), so without these it
 // reports every reactor field handed over that way. No-ops in other builds.
 //
 // Usage: GrpcOpStarts(this) before each such call; a GrpcReaction at the top
 // of each reaction except OnDone, which starts with GrpcReactionStarts(this)
-// (it may delete the reactor). A unary call's callback: GrpcOpStarts(state)
+// (it may delete the reactor); GrpcReactionStarts(this) first in each
+// completion handler of a completion-queue stream. A unary call's callback: GrpcOpStarts(state)
 // before the call, GrpcReactionStarts(state) first in the callback.
 // Concurrent reactions (a read's and a write's) are ordered by these as they
 // happen to run, so TSan can miss a race between them that the run did not

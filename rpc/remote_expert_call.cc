@@ -149,7 +149,7 @@ bool RemoteExperts::Call::Send(ShardCall& c, absl::Status last_failure) {
     c.sent_at = absl::Now();
     c.request->set_timeout_us(std::max<int64_t>(1, absl::ToInt64Microseconds(limit_ - c.sent_at)));
     c.replica = replica;
-    c.sink = std::make_shared<PendingResponses>(1);
+    c.sink = std::make_shared<PendingResponses>(1, replica->driver);
     // A stream can break between GetStream and Send; then try a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
       c.stream = replica->GetStream();

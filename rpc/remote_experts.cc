@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/spin_wait.h"
 #include "core/status_macros.h"
 #include "rpc/grpc_options.h"
 #include "rpc/grpc_tsan.h"
@@ -48,7 +49,8 @@ RemoteExperts::RemoteExperts(ExpertPlacement placement, int64_t hidden_size,
     : placement_(std::move(placement)),
       hidden_size_(hidden_size),
       backend_(backend),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      driver_(std::make_unique<CompletionDriver>(RpcSpinMicros())) {
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials();
   for (const ShardSpec& spec : placement_.shards()) {
@@ -60,6 +62,7 @@ RemoteExperts::RemoteExperts(ExpertPlacement placement, int64_t hidden_size,
       replica->description = absl::StrCat("shard \"", spec.name, "\" (target ", target, ")");
       replica->channel = grpc::CreateCustomChannel(target, credentials, InternalChannelArguments());
       replica->stub = ExpertService::NewStub(replica->channel);
+      replica->driver = driver_.get();
       replica->stream_max_age = options_.stream_max_age;
       replica->max_tries = absl::StartsWith(target, "dns:") ? kDnsTargetTries : 1;
       shard->replicas.push_back(std::move(replica));
@@ -72,6 +75,7 @@ RemoteExperts::~RemoteExperts() {
   for (auto& shard : shards_) {
     for (auto& replica : shard->replicas) replica->Shutdown();
   }
+  driver_.reset();  // every stream is done: nothing is pending on its queue
 }
 
 RemoteExperts::Replica* RemoteExperts::PickReplica(Shard& shard,

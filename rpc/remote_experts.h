@@ -36,6 +36,7 @@
 #include "kernels/backend.h"
 #include "model/expert_runner.h"
 #include "model/routing.h"
+#include "rpc/completion_queue_threads.h"
 #include "rpc/expert_placement.h"
 #include "rpc/expert_stream.h"
 #include "rpc/grpc_options.h"
@@ -126,6 +127,8 @@ class RemoteExperts final : public model::ExpertRunner {
   const int64_t hidden_size_;
   kernels::Backend* const backend_;
   const RemoteExpertsOptions options_;
+  // Where the Compute streams complete; polled by the threads that wait.
+  std::unique_ptr<CompletionDriver> driver_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_tag_{1};
   std::atomic<int64_t> deadline_ns_{INT64_MAX};  // unix nanoseconds; INT64_MAX: none

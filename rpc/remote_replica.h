@@ -19,6 +19,7 @@ struct RemoteExperts::Replica {
   std::string description;  // shard "s0" (target 127.0.0.1:5001)
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<ExpertService::Stub> stub;
+  CompletionDriver* driver = nullptr;  // the owner's, where streams complete
   absl::Duration stream_max_age = absl::InfiniteDuration();
   // How often one call may try this target: a dns:/// name stands for every
   // address it resolves to, and a fresh stream goes to another healthy one.
@@ -42,7 +43,7 @@ struct RemoteExperts::Replica {
       }
       if (stream != nullptr) live.push_back(std::move(stream));
       retired = std::move(live);
-      stream = ExpertStream::Start(stub.get(), description);
+      stream = ExpertStream::Start(stub.get(), driver, description);
     }
     return stream;
   }
