@@ -73,9 +73,7 @@ void ComputeStream::OnReadDone(bool ok) {
       }
     }
     // Read on unless draining; then the last write's completion finishes.
-    if (draining_) {
-      reads_done_ = true;
-    } else if (!StartOpLocked([&] { responder_.Read(&request_, read_done_.tag()); })) {
+    if (draining_ || !StartOpLocked([&] { responder_.Read(&request_, read_done_.tag()); })) {
       reads_done_ = true;
     }
     MaybeFinishLocked();
