@@ -55,9 +55,10 @@ std::shared_ptr<ExpertStream> ExpertStream::Start(ExpertService::StubInterface* 
 }
 
 bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
-                        std::shared_ptr<PendingResponses> sink, int slot) {
+                        std::shared_ptr<PendingResponses> sink, int slot, bool* idle) {
   absl::MutexLock lock(&mu_);
   if (broken_ || retiring_) return false;
+  if (idle != nullptr) *idle = !reading_;
   waiting_[request->tag()] = Waiter{std::move(sink), slot};
   writes_.push_back(std::move(request));
   if (!writing_) {

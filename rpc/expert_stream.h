@@ -71,9 +71,12 @@ class ExpertStream {
   // Queues `request`, whose tag must be unique on this stream; its response
   // (or the stream's failure) goes to `sink` slot `slot`. The request is
   // shared, not copied, so a caller can send it again elsewhere. Returns
-  // false, delivering nothing, when the stream is already broken.
+  // false, delivering nothing, when the stream is already broken. `idle`
+  // (if not null) tells whether the stream had no read in flight: then it
+  // may have died unnoticed (the worker restarted or drained), and a
+  // failure of this request says nothing about a new stream.
   bool Send(std::shared_ptr<const ExpertRequest> request, std::shared_ptr<PendingResponses> sink,
-            int slot);
+            int slot, bool* idle = nullptr);
   // Forgets `tag`: a late response is dropped.
   void Abandon(uint64_t tag);
   // Takes no more requests (Send returns false); once the queued ones are

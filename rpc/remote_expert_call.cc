@@ -47,6 +47,11 @@ class RemoteExperts::Call final : public model::PendingExperts {
     uint64_t tag = 0;
     std::shared_ptr<PendingResponses> sink;
     absl::Time sent_at;
+    // The stream was idle when the request went out, so it may have died
+    // unnoticed; its failure then earns the replica one more try, on a new
+    // stream (once per call).
+    bool sent_on_idle_stream = false;
+    bool idle_retry_used = false;
     std::optional<absl::StatusOr<ExpertResponse>> result;
   };
 
@@ -153,7 +158,7 @@ bool RemoteExperts::Call::Send(ShardCall& c, absl::Status last_failure) {
     // A stream can break between GetStream and Send; then try a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
       c.stream = replica->GetStream();
-      if (c.stream->Send(c.request, c.sink, 0)) return true;
+      if (c.stream->Send(c.request, c.sink, 0, &c.sent_on_idle_stream)) return true;
     }
     last_failure = absl::UnavailableError(
         absl::StrCat(replica->description, ": the stream broke before sending"));
@@ -175,9 +180,13 @@ absl::Status RemoteExperts::Call::Wait() {
         // Experts are stateless, so another replica gives the same answer.
         if (absl::Now() >= limit_) {
           c.result = response.status();
-        } else if (Send(c, response.status())) {
-          resent = true;
+          continue;
         }
+        if (c.sent_on_idle_stream && !c.idle_retry_used) {
+          c.idle_retry_used = true;
+          c.tried.pop_back();  // this replica, whose next stream is new
+        }
+        if (Send(c, response.status())) resent = true;
         continue;
       }
       if (options.on_round_trip) {

@@ -248,6 +248,39 @@ TEST_P(RemoteExpertsTest, FailsOverAndReconnectsAfterAWorkerRestart) {
   EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
 }
 
+// An idle stream has no read in flight, so a worker's restart goes unseen
+// until the next request; that request must then go out again on a new
+// stream to the same (only) replica, not fail once the replica is back.
+TEST_P(RemoteExpertsTest, FirstCallAfterAWorkerRestartSucceeds) {
+  std::unique_ptr<RemoteExperts> remote = Remote();
+  std::mt19937 rng(26);
+  const int layer = harness_->moe_layers()[0];
+  Tensor x = harness_->RandomRows(8, &rng);
+  Tensor weights, experts;
+  harness_->RandomRouting(8, &rng, &weights, &experts);
+  const Tensor want = Local(layer, x, weights, experts);
+  for (int restart = 0; restart < 3; ++restart) {
+    Tensor got = Tensor::Zeros(DType::kF32, x.shape());
+    const absl::Status ran = remote->Run(layer, x, weights, experts, &got);
+    ASSERT_TRUE(ran.ok()) << "restart " << restart << ": " << ran;
+    EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+    const int port = w1_->port;
+    w1_.reset();  // cancels the idle stream on the worker's side
+    w1_ = harness_->StartWorker("s1", port);
+    // Until the channel has reconnected (its reconnect backoff may have
+    // begun while the port was closed); the Compute stream it had stays
+    // idle and dead until the next Run.
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (!remote->WaitUntilReady(absl::Seconds(1)).ok() && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  Tensor got = Tensor::Zeros(DType::kF32, x.shape());
+  const absl::Status status = remote->Run(layer, x, weights, experts, &got);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+}
+
 TEST_P(RemoteExpertsTest, WorkerErrorsKeepTheirCode) {
   // s0's placement claims all of layer 1, but the worker hosts only half.
   const int layer = harness_->moe_layers()[0];
