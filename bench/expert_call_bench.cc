@@ -44,7 +44,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/check.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/spin_wait.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
@@ -309,7 +309,7 @@ absl::Status RunRemote(int rows, int calls, DType wire) {
 }  // namespace jamba
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<jamba::DType> wire = jamba::rpc::ParseWireDType(absl::GetFlag(FLAGS_wire));
   JAMBA_CHECK(wire.ok()) << wire.status();

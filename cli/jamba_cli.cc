@@ -23,7 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/status_macros.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
@@ -131,7 +131,7 @@ absl::Status Run(const std::string& command) {
 }  // namespace jamba
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   absl::SetProgramUsageMessage(
       "jamba-cli logits|generate --model DIR --ids 1,2,3 [flags]; see --help");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);

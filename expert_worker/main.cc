@@ -33,7 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/status_macros.h"
 #include "expert_worker/expert_service.h"
 #include "kernels/backend.h"
@@ -196,7 +196,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off) {
 }  // namespace jamba::expert
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   // Block the stop signals before any thread starts, so that every thread
   // inherits the mask and only sigwait in Serve sees them.
   sigset_t stop_signals;

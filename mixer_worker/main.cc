@@ -40,7 +40,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/status_macros.h"
 #include "mixer_worker/mixer_executor.h"
 #include "mixer_worker/mixer_service.h"
@@ -218,7 +218,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off, std::atomic<bool
 }  // namespace jamba::mixer
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   // Block the stop signals before any thread starts, so that only sigwait in
   // Serve sees them.
   sigset_t stop_signals;

@@ -16,7 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "router/router_server.h"
 #include "security/server_flags.h"
 
@@ -57,7 +57,7 @@ void HandleSignal(int) { g_stop.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   absl::SetProgramUsageMessage("jamba-router --model DIR [--experts host:port,...] [flags]");
   absl::ParseCommandLine(argc, argv);
 

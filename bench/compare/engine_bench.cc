@@ -16,7 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
@@ -88,7 +88,7 @@ absl::Status Run() {
 }  // namespace jamba
 
 int main(int argc, char** argv) {
-  jamba::ReuseFreedMemory();
+  jamba::TuneProcess();
   absl::ParseCommandLine(argc, argv);
   const absl::Status status = jamba::Run();
   if (!status.ok()) {
