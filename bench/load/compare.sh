@@ -11,6 +11,8 @@
 # CHECKPOINT=DIR uses an existing checkpoint; WORK_DIR=DIR keeps the raw
 # results and metrics there; NO_REPORT=1 skips the Python report (run
 # bench/load/report.py on WORK_DIR later, e.g. on a machine without PyPI).
+# WORKER_ENV sets variables for the expert workers alone (e.g.
+# JAMBA_NUM_THREADS=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,7 +71,8 @@ for mode in inproc remote; do
   if [ "$mode" = remote ]; then
     targets=()
     for w in 0 1; do
-      "$build/expert_worker/jamba-expert-worker" --model "$checkpoint" --port 0 --backend "$backend" \
+      # shellcheck disable=SC2086
+      env ${WORKER_ENV:-} "$build/expert_worker/jamba-expert-worker" --model "$checkpoint" --port 0 --backend "$backend" \
         --experts "$(seq -s, $w 2 $((num_experts - 1)))" >"$work/worker$w.log" 2>&1 &
       pids+=($!)
       targets+=("$(address_of "$work/worker$w.log")")
