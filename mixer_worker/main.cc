@@ -63,6 +63,9 @@ ABSL_FLAG(std::string, kv_cache_dtype, "f32",
           "KV cache element type: f32 or bf16 (half the bytes)");
 ABSL_FLAG(std::string, expert_weights, "stored",
           "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
+ABSL_FLAG(bool, overlap_experts, true,
+          "with remote experts: run each step as two micro-batches whose expert calls overlap "
+          "the other's mixer (turn off when the expert workers share this host's cores)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "on SIGTERM, how long open sequences may take to finish");
 
@@ -125,6 +128,7 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off, std::atomic<bool
                    model::ParseKvCacheDType(absl::GetFlag(FLAGS_kv_cache_dtype)));
   ASSIGN_OR_RETURN(options.model_options.expert_weights,
                    model::ParseExpertWeights(absl::GetFlag(FLAGS_expert_weights)));
+  options.model_options.overlap_expert_calls = absl::GetFlag(FLAGS_overlap_experts);
   ASSIGN_OR_RETURN(model::JambaConfig config, model::LoadJambaConfig(dir));
   ASSIGN_OR_RETURN(options.placement, Placement(config));
   options.expert_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));

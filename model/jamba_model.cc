@@ -141,10 +141,10 @@ std::vector<JambaModel::MicroBatch> JambaModel::Split(const std::vector<Sequence
                                                       const Tensor& h, const Tensor& normed,
                                                       const Tensor& delta) const {
   // Two micro-batches of whole sequences, token counts as even as can be,
-  // when the experts are remote; one otherwise.
+  // when the experts are remote and overlapping is on; one otherwise.
   const int64_t T = h.dim(0);
   size_t cut = rows.size();
-  if (experts_->asynchronous() && rows.size() >= 2) {
+  if (options_.overlap_expert_calls && experts_->asynchronous() && rows.size() >= 2) {
     cut = 1;
     for (size_t i = 2; i < rows.size(); ++i) {
       if (std::abs(2 * rows[i - 1].end - T) < std::abs(2 * rows[cut - 1].end - T)) cut = i;

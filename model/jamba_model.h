@@ -46,6 +46,12 @@ struct ModelOptions {
   DType kv_cache_dtype = DType::kF32;  // or kBF16: half the KV bytes
   // When the model loads its own experts: as stored, or int8 per-row.
   ExpertWeights expert_weights = ExpertWeights::kAsStored;
+  // With an asynchronous expert runner (remote experts), run a batch of
+  // several sequences as two micro-batches whose expert calls overlap the
+  // other's mixer. It pays when the experts compute on other cores or
+  // machines; when they share the router's few cores there is nothing idle
+  // to overlap with, and one batch per layer is faster (load_comparison.md).
+  bool overlap_expert_calls = true;
 };
 
 // "f32" or "bf16" (the --kv_cache_dtype flag).

@@ -47,6 +47,9 @@ ABSL_FLAG(std::string, kv_cache_dtype, "f32",
 ABSL_FLAG(std::string, expert_weights, "stored",
           "in-process experts: stored (checkpoint dtype) or int8 (per-row scales)");
 ABSL_FLAG(int, drain_seconds, 30, "on SIGTERM, time given to calls in flight");
+ABSL_FLAG(bool, overlap_experts, true,
+          "with --experts/--placement: run each step as two micro-batches whose expert calls "
+          "overlap the other's mixer (turn off when the expert workers share this host's cores)");
 
 namespace {
 
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   }
   options.engine.kv_cache_dtype = *kv_dtype;
   options.expert_weights = *expert_weights;
+  options.overlap_expert_calls = absl::GetFlag(FLAGS_overlap_experts);
   options.metrics_address = absl::GetFlag(FLAGS_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.health_port = jamba::security::HealthPortFromFlags();

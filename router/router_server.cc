@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   mixer_options.expert_credentials = options.internal_credentials;
   mixer_options.model_options.kv_cache_dtype = options.engine.kv_cache_dtype;
   mixer_options.model_options.expert_weights = options.expert_weights;
+  mixer_options.model_options.overlap_expert_calls = options.overlap_expert_calls;
   Metrics* metrics = &r->metrics_;
   mixer_options.on_round_trip = [metrics](const std::string& shard, absl::Duration rtt,
                                           absl::Duration worker) {

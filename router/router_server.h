@@ -43,6 +43,8 @@ struct RouterOptions {
   std::vector<std::string> mixer_targets;
   EngineOptions engine;  // engine.kv_cache_dtype is also the in-process mixer's
   model::ExpertWeights expert_weights = model::ExpertWeights::kAsStored;  // in-process experts
+  // Two micro-batches whose remote expert calls overlap (ModelOptions).
+  bool overlap_expert_calls = true;
   int max_new_tokens_limit = 4096;
   absl::Duration expert_timeout = absl::Seconds(30);
   absl::Duration health_interval = absl::Seconds(2);

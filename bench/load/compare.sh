@@ -12,7 +12,9 @@
 # results and metrics there; NO_REPORT=1 skips the Python report (run
 # bench/load/report.py on WORK_DIR later, e.g. on a machine without PyPI).
 # WORKER_ENV sets variables for the expert workers alone (e.g.
-# JAMBA_NUM_THREADS=1).
+# JAMBA_NUM_THREADS=1). REMOTE_ROUTER_FLAGS go to the router of the remote
+# runs; the default, --overlap_experts=false, is the setting for workers
+# that share the router's cores, as here (load_comparison.md has both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -77,7 +79,8 @@ for mode in inproc remote; do
       pids+=($!)
       targets+=("$(address_of "$work/worker$w.log")")
     done
-    experts_flag=(--experts "${targets[0]},${targets[1]}")
+    # shellcheck disable=SC2206
+    experts_flag=(--experts "${targets[0]},${targets[1]}" ${REMOTE_ROUTER_FLAGS---overlap_experts=false})
   fi
   "$build/router/jamba-router" --model "$checkpoint" --port 0 --metrics_port 0 --backend "$backend" \
     --max_running 32 --max_step_tokens 512 "${experts_flag[@]}" >"$work/router_$mode.log" 2>&1 &

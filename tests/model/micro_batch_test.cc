@@ -111,5 +111,45 @@ TEST(MicroBatchTest, PingPongOverlapsExpertCallsAndChangesNoBit) {
   }
 }
 
+TEST(MicroBatchTest, OverlapOffRunsOneBatchPerLayerAndChangesNoBit) {
+  const testing::Reference ref = testing::LoadReference("sharded");
+  auto backend = std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
+  auto checkpoint = std::move(Checkpoint::Open(ref.dir)).value();
+  auto whole = std::move(JambaModel::Load(*checkpoint, backend.get())).value();
+  WeightLoader loader(checkpoint.get(), backend.get());
+  DeferredExperts deferred(std::move(LocalExperts::Load(loader, backend.get())).value());
+  ModelOptions options;
+  options.overlap_expert_calls = false;
+  auto one = std::move(JambaModel::Load(*checkpoint, backend.get(), &deferred, options)).value();
+
+  const std::vector<std::vector<int32_t>> prompts = {{1, 17, 42, 99, 5}, {1, 150, 7}};
+  std::vector<SequenceState> a, b;
+  std::vector<SequenceChunk> ca, cb;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    a.push_back(std::move(whole->NewSequence()).value());
+    b.push_back(std::move(one->NewSequence()).value());
+    tokens += static_cast<int64_t>(prompts[i].size());
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ca.push_back({&a[i], prompts[i]});
+    cb.push_back({&b[i], prompts[i]});
+  }
+  auto want = whole->Forward(ca, LogitsMode::kAll);
+  auto got = one->Forward(cb, LogitsMode::kAll);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(std::memcmp(got->raw_data(), want->raw_data(), want->nbytes()), 0);
+  int moe_layers = 0;
+  for (int i = 0; i < whole->config().num_hidden_layers; ++i) {
+    moe_layers += whole->config().ffn_kind(i) == FfnKind::kMoe ? 1 : 0;
+  }
+  std::string want_events;
+  for (int l = 0; l < moe_layers; ++l) want_events += "SW";
+  EXPECT_EQ(deferred.events, want_events);
+  ASSERT_EQ(deferred.rows.size(), static_cast<size_t>(moe_layers));
+  EXPECT_EQ(deferred.rows[0], tokens);
+}
+
 }  // namespace
 }  // namespace jamba::model
