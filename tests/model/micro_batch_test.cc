@@ -59,14 +59,40 @@ class DeferredExperts final : public ExpertRunner {
   std::unique_ptr<LocalExperts> local_;
 };
 
+// The "sharded" fixture twice: with in-process experts (the reference) and
+// over DeferredExperts with `options`.
+struct TwoModels {
+  explicit TwoModels(const ModelOptions& options = {}) {
+    const testing::Reference ref = testing::LoadReference("sharded");
+    backend = std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
+    checkpoint = std::move(Checkpoint::Open(ref.dir)).value();
+    whole = std::move(JambaModel::Load(*checkpoint, backend.get())).value();
+    WeightLoader loader(checkpoint.get(), backend.get());
+    deferred = std::make_unique<DeferredExperts>(
+        std::move(LocalExperts::Load(loader, backend.get())).value());
+    remote =
+        std::move(JambaModel::Load(*checkpoint, backend.get(), deferred.get(), options)).value();
+  }
+  int MoeLayers() const {
+    int n = 0;
+    for (int i = 0; i < whole->config().num_hidden_layers; ++i) {
+      n += whole->config().ffn_kind(i) == FfnKind::kMoe ? 1 : 0;
+    }
+    return n;
+  }
+
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<JambaModel> whole;
+  std::unique_ptr<DeferredExperts> deferred;
+  std::unique_ptr<JambaModel> remote;
+};
+
 TEST(MicroBatchTest, PingPongOverlapsExpertCallsAndChangesNoBit) {
-  const testing::Reference ref = testing::LoadReference("sharded");
-  auto backend = std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
-  auto checkpoint = std::move(Checkpoint::Open(ref.dir)).value();
-  auto whole = std::move(JambaModel::Load(*checkpoint, backend.get())).value();
-  WeightLoader loader(checkpoint.get(), backend.get());
-  DeferredExperts deferred(std::move(LocalExperts::Load(loader, backend.get())).value());
-  auto split = std::move(JambaModel::Load(*checkpoint, backend.get(), &deferred)).value();
+  TwoModels m;
+  JambaModel* whole = m.whole.get();
+  JambaModel* split = m.remote.get();
+  DeferredExperts& deferred = *m.deferred;
 
   // Three sequences: a prompt each, then two decode steps together.
   const std::vector<std::vector<int32_t>> prompts = {
@@ -76,10 +102,7 @@ TEST(MicroBatchTest, PingPongOverlapsExpertCallsAndChangesNoBit) {
     a.push_back(std::move(whole->NewSequence()).value());
     b.push_back(std::move(split->NewSequence()).value());
   }
-  int moe_layers = 0;
-  for (int i = 0; i < whole->config().num_hidden_layers; ++i) {
-    moe_layers += whole->config().ffn_kind(i) == FfnKind::kMoe ? 1 : 0;
-  }
+  const int moe_layers = m.MoeLayers();
   std::vector<std::vector<int32_t>> feed = prompts;
   for (int step = 0; step < 3; ++step) {
     std::vector<SequenceChunk> ca, cb;
@@ -112,15 +135,12 @@ TEST(MicroBatchTest, PingPongOverlapsExpertCallsAndChangesNoBit) {
 }
 
 TEST(MicroBatchTest, OverlapOffRunsOneBatchPerLayerAndChangesNoBit) {
-  const testing::Reference ref = testing::LoadReference("sharded");
-  auto backend = std::move(kernels::CreateBackend(kernels::BackendKind::kCpu)).value();
-  auto checkpoint = std::move(Checkpoint::Open(ref.dir)).value();
-  auto whole = std::move(JambaModel::Load(*checkpoint, backend.get())).value();
-  WeightLoader loader(checkpoint.get(), backend.get());
-  DeferredExperts deferred(std::move(LocalExperts::Load(loader, backend.get())).value());
   ModelOptions options;
   options.overlap_expert_calls = false;
-  auto one = std::move(JambaModel::Load(*checkpoint, backend.get(), &deferred, options)).value();
+  TwoModels m(options);
+  JambaModel* whole = m.whole.get();
+  JambaModel* one = m.remote.get();
+  DeferredExperts& deferred = *m.deferred;
 
   const std::vector<std::vector<int32_t>> prompts = {{1, 17, 42, 99, 5}, {1, 150, 7}};
   std::vector<SequenceState> a, b;
@@ -140,10 +160,7 @@ TEST(MicroBatchTest, OverlapOffRunsOneBatchPerLayerAndChangesNoBit) {
   ASSERT_TRUE(want.ok()) << want.status();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(std::memcmp(got->raw_data(), want->raw_data(), want->nbytes()), 0);
-  int moe_layers = 0;
-  for (int i = 0; i < whole->config().num_hidden_layers; ++i) {
-    moe_layers += whole->config().ffn_kind(i) == FfnKind::kMoe ? 1 : 0;
-  }
+  const int moe_layers = m.MoeLayers();
   std::string want_events;
   for (int l = 0; l < moe_layers; ++l) want_events += "SW";
   EXPECT_EQ(deferred.events, want_events);
