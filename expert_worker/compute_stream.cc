@@ -68,9 +68,7 @@ void ComputeStream::OnReadDone(bool ok) {
     handling_ = false;
     if (!write_failed_) {
       writes_.push_back(std::move(response));
-      if (!writing_) {
-        writing_ = StartOpLocked([&] { responder_.Write(writes_.front(), write_done_.tag()); });
-      }
+      StartWriteLocked();
     }
     // Read on unless draining; then the last write's completion finishes.
     if (draining_ || !StartOpLocked([&] { responder_.Read(&request_, read_done_.tag()); })) {
@@ -88,13 +86,13 @@ void ComputeStream::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     writes_.pop_front();
+    writing_ = false;
     if (!ok) {
       write_failed_ = true;
       writes_.clear();
       status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "writing a response failed");
     }
-    writing_ = !writes_.empty() &&
-               StartOpLocked([&] { responder_.Write(writes_.front(), write_done_.tag()); });
+    StartWriteLocked();
     MaybeFinishLocked();
     release = OpDoneLocked();
   }
@@ -115,6 +113,11 @@ void ComputeStream::Drain() {
   absl::MutexLock lock(&mu_);
   draining_ = true;
   MaybeFinishLocked();
+}
+
+void ComputeStream::StartWriteLocked() {
+  if (writing_ || writes_.empty()) return;
+  writing_ = StartOpLocked([&] { responder_.Write(writes_.front(), write_done_.tag()); });
 }
 
 void ComputeStream::MaybeFinishLocked() {

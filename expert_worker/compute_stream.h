@@ -36,6 +36,8 @@ class ComputeStream {
   void OnReadDone(bool ok);
   void OnWriteDone(bool ok);
   void OnFinished(bool ok);
+  // Writes the front response unless a write is in flight or none waits.
+  void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts Finish once nothing is left to do.
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts an operation with `start` unless the service is stopping (its

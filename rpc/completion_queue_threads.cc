@@ -3,7 +3,11 @@
 #include "core/spin_wait.h"
 
 namespace jamba::rpc {
+namespace {
 
+// The next event of `cq`: polls for up to `spin_us`, then blocks until
+// `deadline` (TIMEOUT after it; SHUTDOWN once the queue is shut down and
+// drained).
 grpc::CompletionQueue::NextStatus NextEvent(grpc::CompletionQueue* cq, int spin_us,
                                             absl::Time deadline, void** tag, bool* ok) {
   grpc::CompletionQueue::NextStatus status = grpc::CompletionQueue::TIMEOUT;
@@ -14,6 +18,8 @@ grpc::CompletionQueue::NextStatus NextEvent(grpc::CompletionQueue* cq, int spin_
   if (polled) return status;
   return cq->AsyncNext(tag, ok, absl::ToChronoTime(deadline));
 }
+
+}  // namespace
 
 CompletionQueueThreads::CompletionQueueThreads(grpc::CompletionQueue* cq, int num_threads,
                                                int spin_us)

@@ -39,12 +39,6 @@ class Completion {
   const std::function<void(bool ok)> on_done_;
 };
 
-// The next event of `cq`: polls for up to `spin_us`, then blocks until
-// `deadline` (TIMEOUT after it; SHUTDOWN once the queue is shut down and
-// drained).
-grpc::CompletionQueue::NextStatus NextEvent(grpc::CompletionQueue* cq, int spin_us,
-                                            absl::Time deadline, void** tag, bool* ok);
-
 class CompletionQueueThreads {
  public:
   // Starts `num_threads` threads that run the completions of `cq` (not

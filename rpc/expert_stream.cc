@@ -61,10 +61,7 @@ bool ExpertStream::Send(std::shared_ptr<const ExpertRequest> request,
   if (idle != nullptr) *idle = !reading_;
   waiting_[request->tag()] = Waiter{std::move(sink), slot};
   writes_.push_back(std::move(request));
-  if (!writing_) {
-    writing_ = true;
-    StartOpLocked([this] { call_->Write(*writes_.front(), write_done_.tag()); });
-  }
+  StartWriteLocked();
   StartReadLocked();
   return true;
 }
@@ -78,10 +75,7 @@ void ExpertStream::Retire() {
   absl::MutexLock lock(&mu_);
   if (broken_ || retiring_) return;
   retiring_ = true;
-  if (!writing_) {
-    writes_done_ = true;
-    StartOpLocked([this] { call_->WritesDone(writes_done_done_.tag()); });
-  }
+  MaybeWritesDoneLocked();
   StartReadLocked();  // it ends when the worker ends the stream
 }
 
@@ -95,6 +89,18 @@ void ExpertStream::Cancel() {
   GrpcOpStarts(this);
   context_.TryCancel();
   StartReadLocked();  // it fails at once, and Finish follows
+}
+
+void ExpertStream::StartWriteLocked() {
+  if (writing_ || writes_.empty()) return;
+  writing_ = true;
+  StartOpLocked([this] { call_->Write(*writes_.front(), write_done_.tag()); });
+}
+
+void ExpertStream::MaybeWritesDoneLocked() {
+  if (!retiring_ || writing_ || broken_ || writes_done_) return;
+  writes_done_ = true;
+  StartOpLocked([this] { call_->WritesDone(writes_done_done_.tag()); });
 }
 
 void ExpertStream::StartReadLocked() {
@@ -138,24 +144,16 @@ void ExpertStream::OnReadDone(bool ok) {
 void ExpertStream::OnWriteDone(bool ok) {
   GrpcReactionStarts(this);
   std::shared_ptr<ExpertStream> release;
-  bool cancel = false;
   {
     absl::MutexLock lock(&mu_);
     writes_.pop_front();
-    if (!ok) {
-      broken_ = true;
-      cancel = true;
-    }
+    writing_ = false;
+    if (!ok) broken_ = true;
     if (broken_) writes_.clear();
-    writing_ = !writes_.empty();
-    if (writing_) {
-      StartOpLocked([this] { call_->Write(*writes_.front(), write_done_.tag()); });
-    } else if (retiring_ && !broken_ && !writes_done_) {
-      writes_done_ = true;
-      StartOpLocked([this] { call_->WritesDone(writes_done_done_.tag()); });
-    }
+    StartWriteLocked();
+    MaybeWritesDoneLocked();
     // A failed write means the call is over; make sure the read ends too.
-    if (cancel) {
+    if (!ok) {
       context_.TryCancel();
       StartReadLocked();
     }

@@ -100,10 +100,14 @@ class ExpertStream {
   void OnWriteDone(bool ok);
   void OnWritesDoneDone(bool ok);
   void OnFinished(bool ok);
+  // Writes the front request unless a write is in flight or none waits.
+  void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Once retired and every request is written: half-closes, once.
+  void MaybeWritesDoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a read unless one is in flight or the reads ended. A read is in
   // flight only while a response is awaited (or the stream is retired or
   // cancelled and its end awaited): a read posted long before its response
-  // arrives costs the round trip 60-90 us more on gRPC 1.51 (bench note in
+  // arrives costs the round trip 60-100 us more on gRPC 1.51 (bench note in
   // bench/results/load_comparison.md).
   void StartReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts an operation; call with mu_ held.
