@@ -75,6 +75,7 @@ int64_t Tensor::dim(int i) const {
 
 Tensor Tensor::Slice(int64_t begin, int64_t end) const {
   JAMBA_CHECK(rank() >= 1);
+  JAMBA_CHECK(layout_ == Layout::kRowMajor) << "slice of a packed tensor " << DebugString();
   JAMBA_CHECK(0 <= begin && begin <= end && end <= shape_[0])
       << "slice [" << begin << ", " << end << ") of " << ShapeString(shape_);
   Shape shape = shape_;
@@ -84,6 +85,7 @@ Tensor Tensor::Slice(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::Reshape(Shape shape) const {
+  JAMBA_CHECK(layout_ == Layout::kRowMajor) << "reshape of a packed tensor " << DebugString();
   JAMBA_CHECK_EQ(NumElements(shape), numel())
       << ShapeString(shape) << " from " << ShapeString(shape_);
   return Tensor(dtype_, std::move(shape), buffer_, offset_);
@@ -93,11 +95,18 @@ Tensor Tensor::Clone() const {
   JAMBA_CHECK(device() == Device::kCpu);
   Tensor copy = Zeros(dtype_, shape_);
   std::memcpy(copy.raw_data(), raw_data(), nbytes());
-  return copy;
+  return copy.WithLayout(layout_);
+}
+
+Tensor Tensor::WithLayout(Layout layout) const {
+  Tensor t = *this;
+  t.layout_ = layout;
+  return t;
 }
 
 std::string Tensor::DebugString() const {
-  return absl::StrCat(DTypeName(dtype_), ShapeString(shape_));
+  return absl::StrCat(DTypeName(dtype_), ShapeString(shape_),
+                      layout_ == Layout::kBackendPacked ? " packed" : "");
 }
 
 }  // namespace jamba

@@ -21,6 +21,13 @@ enum class Device : uint8_t { kCpu, kCuda };
 
 using Shape = absl::InlinedVector<int64_t, 4>;
 
+// How a tensor's elements lie in its buffer. Every tensor is row-major
+// except weight matrices a backend has rearranged for its own MatMul
+// (Backend::PrepareMatMulWeight): those hold the same elements in the same
+// number of bytes, in an order only that backend's ops read. They cannot be
+// sliced or reshaped, and every other op CHECK-fails on them.
+enum class Layout : uint8_t { kRowMajor, kBackendPacked };
+
 // Number of elements of a shape (1 for rank 0).
 int64_t NumElements(const Shape& shape);
 std::string ShapeString(const Shape& shape);
@@ -78,6 +85,7 @@ class Tensor {
   DType dtype() const { return dtype_; }
   Device device() const { return buffer_ ? buffer_->device() : Device::kCpu; }
   const Shape& shape() const { return shape_; }
+  Layout layout() const { return layout_; }
   int rank() const { return static_cast<int>(shape_.size()); }
   // dim(-1) is the last dimension.
   int64_t dim(int i) const;
@@ -92,11 +100,15 @@ class Tensor {
   }
 
   // Rows [begin, end) of the outermost dimension, sharing the buffer.
+  // REQUIRES: layout() == kRowMajor, as for Reshape.
   Tensor Slice(int64_t begin, int64_t end) const;
   // The same elements with another shape of equal size.
   Tensor Reshape(Shape shape) const;
-  // A deep copy into fresh host memory.
+  // A deep copy into fresh host memory, in the same layout.
   Tensor Clone() const;
+  // The same bytes, marked as laid out in `layout` (for the backend that
+  // rearranged them).
+  Tensor WithLayout(Layout layout) const;
 
   std::string DebugString() const;
 
@@ -105,6 +117,7 @@ class Tensor {
   Shape shape_;
   std::shared_ptr<Buffer> buffer_;
   size_t offset_ = 0;
+  Layout layout_ = Layout::kRowMajor;
 };
 
 }  // namespace jamba

@@ -42,6 +42,9 @@ void CheckHost(const Tensor& t, const char* op, const char* name) {
   JAMBA_CHECK(t.defined()) << op << ": " << name << " is undefined";
   JAMBA_CHECK(t.device() == Device::kCpu)
       << op << ": " << name << " " << t.DebugString() << " is not in host memory";
+  JAMBA_CHECK(t.layout() == Layout::kRowMajor)
+      << op << ": " << name << " " << t.DebugString()
+      << " is laid out for another backend's MatMul (Backend::PrepareMatMulWeight)";
 }
 
 }  // namespace jamba::kernels

@@ -24,8 +24,8 @@ void RowToF32(const void* src, DType dtype, int64_t n, float* dst);
 // True for F32, BF16 and F16 (the dtypes MatMul takes).
 bool IsFloatDType(DType dtype);
 
-// CHECKs that `t` is defined and lives in host memory; `op` and `name` go
-// into the failure message.
+// CHECKs that `t` is defined, lives in host memory and is row-major; `op`
+// and `name` go into the failure message.
 void CheckHost(const Tensor& t, const char* op, const char* name);
 
 }  // namespace jamba::kernels

@@ -78,6 +78,27 @@ TEST(TensorTest, WrapExternalKeepsOwnerAlive) {
   EXPECT_TRUE(weak.expired());
 }
 
+TEST(TensorTest, LayoutTravelsWithCopiesAndClones) {
+  Tensor t = Tensor::Zeros(DType::kF32, {2, 3});
+  t.data<float>()[4] = 5.0f;
+  EXPECT_EQ(t.layout(), Layout::kRowMajor);
+  const Tensor packed = t.WithLayout(Layout::kBackendPacked);
+  EXPECT_EQ(packed.layout(), Layout::kBackendPacked);
+  EXPECT_EQ(packed.raw_data(), t.raw_data());
+  EXPECT_EQ(t.layout(), Layout::kRowMajor);
+  const Tensor clone = packed.Clone();
+  EXPECT_EQ(clone.layout(), Layout::kBackendPacked);
+  EXPECT_EQ(clone.data<float>()[4], 5.0f);
+  EXPECT_EQ(packed.DebugString(), "F32[2, 3] packed");
+}
+
+TEST(TensorDeathTest, PackedTensorsCannotBeSlicedOrReshaped) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor t = Tensor::Zeros(DType::kF32, {2, 3}).WithLayout(Layout::kBackendPacked);
+  EXPECT_DEATH(t.Slice(0, 1), "slice of a packed tensor F32\\[2, 3\\] packed");
+  EXPECT_DEATH(t.Reshape({3, 2}), "reshape of a packed tensor");
+}
+
 TEST(TensorDeathTest, ChecksGuardMisuse) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const Tensor t = Tensor::Zeros(DType::kF32, {2, 3});
