@@ -33,6 +33,12 @@ class Backend {
   // copy for equal dtypes.  PyTorch: dst.copy_(src)
   virtual void Convert(const Tensor& src, Tensor* dst) = 0;
 
+  // w [N, K] rearranged for this backend's MatMul and GroupedExpertMlp,
+  // which read it faster than a row-major one and give the same results
+  // bit for bit; other ops reject it (Layout::kBackendPacked). Returns w
+  // itself where the backend has no faster layout for it. Called once per
+  // weight at load time; ResourceExhausted on OOM.
+  virtual absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) { return w; }
   // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]).  PyTorch: F.linear(x, w, bias)
   virtual void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) = 0;
   // y[M,D] = g ⊙ x / sqrt(mean(x², -1) + eps).  gain: [D] f32

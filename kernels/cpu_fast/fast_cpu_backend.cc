@@ -5,6 +5,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
+#include "kernels/cpu_fast/lane_panels.h"
 
 namespace jamba::kernels {
 
@@ -18,6 +19,12 @@ absl::StatusOr<Tensor> FastCpuBackend::Allocate(DType dtype, Shape shape) {
 void FastCpuBackend::Copy(const Tensor& src, Tensor* dst) { CpuCopy(src, dst); }
 
 void FastCpuBackend::Convert(const Tensor& src, Tensor* dst) { CpuConvert(src, dst); }
+
+absl::StatusOr<Tensor> FastCpuBackend::PrepareMatMulWeight(const Tensor& w) {
+  const bool dpbf16 = isa_ == CpuIsa::kAvx512Bf16 && w.dtype() == DType::kBF16;
+  if (isa_ == CpuIsa::kPortable || dpbf16 || !FitsLanePanels(w)) return w;
+  return ToLanePanels(w);
+}
 
 void FastCpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   FastMatMul(isa_, x, w, bias, y);

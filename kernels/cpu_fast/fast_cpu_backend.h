@@ -2,7 +2,9 @@
 // CausalConv1d, MambaStep and SiluMul run the vectorised kernels of
 // fast_ops.h for the best CPU tier found at run time (isa.h); every other op
 // calls the reference free functions of kernels/cpu/ops.h, which stay the
-// numerical truth it is tested against. Like every Backend, an instance is used by one thread at a
+// numerical truth it is tested against. PrepareMatMulWeight keeps weights in
+// lane panels (lane_panels.h), which FastMatMul reads faster and with the
+// same results. Like every Backend, an instance is used by one thread at a
 // time; ops parallelise internally on ThreadPool::Default().
 #pragma once
 
@@ -26,6 +28,10 @@ class FastCpuBackend final : public Backend {
   void Copy(const Tensor& src, Tensor* dst) override;
   void Convert(const Tensor& src, Tensor* dst) override;
 
+  // Lane panels (lane_panels.h) for F32/BF16 w that fit them, on every tier
+  // but the portable one and AVX512_BF16's bf16 weights (its vdpbf16ps tile
+  // reads rows); w itself otherwise.
+  absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) override;
   void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
   void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
   void Embedding(const Tensor& table, const Tensor& ids, Tensor* y) override;

@@ -71,7 +71,9 @@ void FastGroupedExpertMlp(CpuIsa isa, const GroupedExpertMlpParams& p) {
     int64_t end = begin;
     while (end < n && experts[order[end]] == e) ++end;
     const ExpertMlpWeights& w = (*p.weights)[e];
-    CheckHost(w.gate, "GroupedExpertMlp", "expert weights");
+    // In lane panels when prepared for FastMatMul, which CheckHost refuses.
+    JAMBA_CHECK(w.gate.device() == Device::kCpu)
+        << "GroupedExpertMlp: expert " << e << " weights are not in host memory";
     const int64_t m = end - begin;
     Tensor xe = Tensor::Zeros(DType::kF32, {m, H});  // x[rows of this expert]
     for (int64_t j = 0; j < m; ++j) {

@@ -5,7 +5,9 @@
 // For M <= 2 (decode) the tile is M x 8 rows of w: a GEMV streaming w once,
 // each thread reading its rows as 8 long streams (striped_rows.h).
 // From M = 8 on (prefill), the AVX2 tiles run on packed copies instead
-// (PackedMatMulAvx2); the arithmetic per output is the same on every path.
+// (PackedMatMulAvx2). Weights kept in lane panels from load
+// (FastCpuBackend::PrepareMatMulWeight) take PanelGemvAvx2 up to M = 2 and
+// PackedMatMulAvx2 above. The arithmetic per output is the same on every path.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
+#include "kernels/cpu_fast/lane_panels.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
 #include "kernels/cpu_fast/striped_rows.h"
 
@@ -27,7 +30,13 @@ constexpr int64_t kPackedMinRows = 8;       // M at or above this: PackedMatMulA
 
 void CheckArgs(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) {
   CheckHost(x, "MatMul", "x");
-  CheckHost(w, "MatMul", "w");
+  // w may be in lane panels (PrepareMatMulWeight), which CheckHost refuses.
+  JAMBA_CHECK(w.defined() && w.device() == Device::kCpu)
+      << "MatMul: w " << w.DebugString() << " is undefined or not in host memory";
+  if (w.layout() == Layout::kBackendPacked) {
+    JAMBA_CHECK(w.dim(0) % kPanelRows == 0 && w.dim(1) % 8 == 0)
+        << "MatMul: w " << w.DebugString() << " cannot be in lane panels";
+  }
   CheckHost(y, "MatMul", "y");
   JAMBA_CHECK(x.rank() == 2 && w.rank() == 2 && y.rank() == 2 && x.dim(1) == w.dim(1) &&
               y.dim(0) == x.dim(0) && y.dim(1) == w.dim(0) && x.dtype() == DType::kF32 &&
@@ -62,16 +71,27 @@ void StripedGemvAvx2(const MatMulTile& base, int M, const char* wd, bool w_bf16,
 
 void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {
   const bool w_bf16 = w.dtype() == DType::kBF16;
-  if (isa == CpuIsa::kPortable || (!w_bf16 && w.dtype() != DType::kF32)) {
+  const bool panels = w.layout() == Layout::kBackendPacked;
+  if (!panels && (isa == CpuIsa::kPortable || (!w_bf16 && w.dtype() != DType::kF32))) {
     CpuMatMul(x, w, bias, y);
     return;
   }
   CheckArgs(x, w, bias, *y);
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
+  if (panels) {
+    JAMBA_CHECK(isa != CpuIsa::kPortable) << "MatMul: lane panels need AVX2";
+    const float* b = bias != nullptr ? bias->data<float>() : nullptr;
+    if (M <= kGemvMaxRows) {
+      PanelGemvAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, N, b, y->data<float>());
+    } else {
+      PackedMatMulAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, true, N, b, y->data<float>());
+    }
+    return;
+  }
   const bool dpbf16 = isa == CpuIsa::kAvx512Bf16 && w_bf16;
   if (!dpbf16 && M >= kPackedMinRows) {
-    PackedMatMulAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, N,
+    PackedMatMulAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, false, N,
                      bias != nullptr ? bias->data<float>() : nullptr, y->data<float>());
     return;
   }

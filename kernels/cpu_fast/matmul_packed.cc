@@ -12,67 +12,29 @@
 //
 // x is packed once into strips of 6 rows; each thread packs its blocks of w
 // rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
-// 16 rows. Lanes double as K blocks: a group of x strips runs against one w
-// strip lane by lane, and each lane in pieces of kSteps values of c, so the
-// piece of w and the group's pieces of x stay in L1; the lane sums wait in
-// a small buffer until the group's tiles are combined.
+// 16 rows, unless w is already in lane panels (lane_panels.h): then f32
+// panels are read in place and bf16 ones only widened. Lanes double as K blocks: a group of x
+// strips runs against one w strip lane by lane, and each lane in pieces of kSteps values of c, so
+// the piece of w and the group's pieces of x stay in L1; the lane sums wait in a small buffer until
+// the group's tiles are combined.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu_fast/lane_panels.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
-#include "kernels/cpu_fast/vec_math_avx2.h"
 
 namespace jamba::kernels {
 namespace {
 
-constexpr int kMR = 6;                      // x rows per strip
-constexpr int kNR = 16;                     // w rows per strip
+constexpr int kMR = kPackedTileRows;        // x rows per strip
+constexpr int kNR = kPanelRows;             // w rows per strip
 constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
 constexpr int64_t kMaxGroup = 8;            // x strips per pass over a w strip
 constexpr int64_t kGroupBytes = 160 << 10;  // their packed x, beside the w block in L2
 constexpr int64_t kSteps = 64;              // c values per pass: 4 KiB of w, 12 of x
-
-// p[0, 8) as f32 (bf16 is the top half of an f32: exact).
-template <typename T>
-JAMBA_AVX2 inline __m256 Widen(const T* p) {
-  if constexpr (sizeof(T) == 2) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
-    return _mm256_loadu_ps(p);
-  }
-}
-
-// row[k, k + 8) as f32, zero past K.
-template <typename T>
-JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
-  if (k + 8 <= K) return Widen(row + k);
-  alignas(32) T tmp[8] = {};
-  std::memcpy(tmp, row + k, (K - k) * sizeof(T));
-  return Widen(tmp);
-}
-
-// r[i][j] <- r[j][i] for the 8 x 8 block in r.
-JAMBA_AVX2 inline void Transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-  }
-}
 
 // nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded,
 // the 8 lane sections lane_w floats apart.
@@ -166,28 +128,6 @@ JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t steps, bool res
   }
 }
 
-// y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][6][16] of a tile.
-JAMBA_AVX2 void Combine(const float* part, const float* bias, float* y, int64_t ldy, int mr,
-                        int nr) {
-  alignas(32) float bias_row[kNR] = {};
-  if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
-  for (int i = 0; i < mr; ++i) {
-    alignas(32) float out[kNR];
-    float* dst = nr == kNR ? y + i * ldy : out;  // a full row goes straight to y
-    for (int h = 0; h < kNR; h += 8) {
-      __m256 v[8];
-      for (int l = 0; l < 8; ++l) v[l] = _mm256_loadu_ps(part + (l * kMR + i) * kNR + h);
-      // Avx2Tile's HSum order, then its bias add.
-      const __m256 sum =
-          _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
-                        _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
-      _mm256_storeu_ps(dst + h,
-                       bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
-    }
-    if (nr < kNR) std::memcpy(y + i * ldy, out, nr * sizeof(float));
-  }
-}
-
 // This thread's grow-only buffer for scratch slot `slot` (0: packed x,
 // 1: packed w, 2: lane sums, 3: staged w rows). Fresh large allocations are
 // new mappings, page-faulted in and zeroed by the kernel on every call; these
@@ -200,14 +140,21 @@ T* Scratch(int slot, int64_t n) {
   return buffer.data();
 }
 
+// n (a multiple of 8) bf16 values to f32, in place order.
+JAMBA_AVX2 void WidenRun(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(dst + i, Widen(src + i));
+}
+
+// w [N, K] row-major, or in lane panels (lane_panels.h) when `panels`.
 template <typename WType>
-void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const float* bias,
-         float* y) {
+void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int64_t N,
+         const float* bias, float* y) {
   const int64_t K8 = (K + 7) / 8, lane_x = K8 * kMR + 2, strip_x = 8 * lane_x;
-  // A w strip's lane sections are one cache line more than K8 * 16 floats
-  // apart: at a power-of-two stride (K = 256, 512, 2048...) the transpose's 8
-  // stores per step all fall in one L1 set and evict each other.
-  const int64_t lane_w = K8 * kNR + 16, strip_w = 8 * lane_w;
+  // A strip packed here has its lane sections one cache line more than
+  // K8 * 16 floats apart: at a power-of-two stride (K = 256, 512, 2048...)
+  // the transpose's 8 stores per step all fall in one L1 set and evict each
+  // other. Lane panels made at load time are read as they are.
+  const int64_t lane_w = panels ? K8 * kNR : K8 * kNR + 16, strip_w = 8 * lane_w;
   const int64_t x_strips = (M + kMR - 1) / kMR;
   float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][lane_x]
   ThreadPool& pool = ThreadPool::Default();
@@ -226,25 +173,42 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
   const int64_t block = std::max<int64_t>(1, strips) * kNR;
   const int64_t num_blocks = (N + block - 1) / block;
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
+  // f32 lane panels are read in place; anything else is put in a block of
+  // f32 panels first.
+  constexpr bool kF32 = sizeof(WType) == sizeof(float);
+  const bool in_place = panels && kF32;
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
-    float* const wp = Scratch<float>(1, block / kNR * strip_w);    // [strips][8][lane_w]
-    float* const part = Scratch<float>(2, group * 8 * kMR * kNR);  // [group][8][6][16]
-    WType* const staged = Scratch<WType>(3, kNR * K);              // [16][K]
+    float* const wp = in_place ? nullptr : Scratch<float>(1, block / kNR * strip_w);
+    float* const part = Scratch<float>(2, group * 8 * kMR * kNR);         // [group][8][6][16]
+    WType* const staged = panels ? nullptr : Scratch<WType>(3, kNR * K);  // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
-      for (int64_t n = n0; n < n1; n += kNR) {
+      // The f32 panels of the block's strips: [strips][8][lane_w].
+      const float* block_panels = wp;
+      if constexpr (kF32) {
+        if (in_place) block_panels = w + n0 * K;
+      }
+      for (int64_t n = n0; n < n1 && !in_place; n += kNR) {
+        float* dst = wp + (n - n0) / kNR * strip_w;
+        if constexpr (!kF32) {
+          if (panels) {
+            WidenRun(w + n * K, kNR * K, dst);
+            continue;
+          }
+        }
         const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
         // The strip's rows are one contiguous run of memory: copied in order
         // they stream at the memory's pace, where the transpose's 16 short
         // row streams would wait on its latency.
         std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
-        PackW(staged, K, nr, K, K8, lane_w, wp + (n - n0) / kNR * strip_w);
+        PackW(staged, K, nr, K, K8, lane_w, dst);
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2. While
       // the first group runs, the next block's rows are read ahead, spread
-      // evenly over its tiles, so that the copy above finds them in cache.
+      // evenly over its tiles, so that the copy above (or, in place, the
+      // first group) finds them in cache.
       const char* ahead = b + 1 < b1 ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
       const char* ahead_end = ahead != nullptr
                                   ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K)
@@ -256,7 +220,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
       for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
         const int64_t g1 = std::min(x_strips, g0 + group);
         for (int64_t n = n0; n < n1; n += kNR) {
-          const float* ws = wp + (n - n0) / kNR * strip_w;
+          const float* ws = block_panels + (n - n0) / kNR * strip_w;
           for (int l = 0; l < 8; ++l) {
             for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
               const int64_t steps = std::min(kSteps, K8 - c0);
@@ -272,8 +236,8 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
           for (int64_t g = g0; g < g1; ++g) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, M - g * kMR));
-            Combine(part + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
-                    y + g * kMR * N + n, N, mr, nr);
+            CombineLaneSums(part + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
+                            y + g * kMR * N + n, N, mr, nr);
           }
         }
       }
@@ -283,12 +247,12 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, int64_t N, const 
 
 }  // namespace
 
-void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
-                      const float* bias, float* y) {
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
+                      bool w_panels, int64_t N, const float* bias, float* y) {
   if (w_bf16) {
-    Run(x, M, K, static_cast<const uint16_t*>(w), N, bias, y);
+    Run(x, M, K, static_cast<const uint16_t*>(w), w_panels, N, bias, y);
   } else {
-    Run(x, M, K, static_cast<const float*>(w), N, bias, y);
+    Run(x, M, K, static_cast<const float*>(w), w_panels, N, bias, y);
   }
 }
 

@@ -44,9 +44,16 @@ void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias): a 6 x 16 outer-product tile on packed
 // panels with, for every output, exactly Avx2Tile's arithmetic (see
 // matmul_packed.cc), so results equal the GEMV path bit for bit. Threads own
-// blocks of w rows. x, y, bias: f32; w F32 or BF16. REQUIRES: AVX2 + FMA.
-void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
-                      const float* bias, float* y);
+// blocks of w rows. x, y, bias: f32; w F32 or BF16, row-major or, when
+// w_panels, in lane panels (lane_panels.h). REQUIRES: AVX2 + FMA.
+void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
+                      bool w_panels, int64_t N, const float* bias, float* y);
+
+// The same for M <= 2 rows and w in lane panels: a GEMV reading each
+// thread's strips as one stream (panel_gemv.cc). REQUIRES: AVX2 + FMA,
+// 1 <= M <= 2, K % 8 == 0, N % kPanelRows == 0.
+void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
+                   const float* bias, float* y);
 
 // x[M, K] f32 -> the hi/lo rows Avx512Bf16Tile reads; ldx = 2 * Kp.
 void SplitToBf16HiLo(const float* x, int64_t M, int64_t K, int64_t ldx, uint16_t* out);

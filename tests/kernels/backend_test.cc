@@ -85,6 +85,21 @@ TEST(CpuBackendDeathTest, MatMulShapeMismatchNamesTheOp) {
   EXPECT_DEATH(cpu.MatMul(x, w, nullptr, &y), "MatMul: x F32\\[2, 3\\] w F32\\[4, 5\\]");
 }
 
+// A weight another backend laid out for its own MatMul is refused by name,
+// not read as if it were row-major.
+TEST(CpuBackendDeathTest, PackedWeightIsRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend cpu;
+  const Tensor x = Tensor::Zeros(DType::kF32, {2, 8});
+  const Tensor w = Tensor::Zeros(DType::kF32, {16, 8}).WithLayout(Layout::kBackendPacked);
+  Tensor y = Tensor::Zeros(DType::kF32, {2, 16});
+  EXPECT_DEATH(cpu.MatMul(x, w, nullptr, &y),
+               "MatMul: w F32\\[16, 8\\] packed is laid out for another backend's MatMul");
+  const Tensor ids = testing::I32Tensor({1}, {1});
+  Tensor row = Tensor::Zeros(DType::kF32, {1, 8});
+  EXPECT_DEATH(cpu.Embedding(w, ids, &row), "Embedding: .* packed is laid out");
+}
+
 TEST(CpuBackendDeathTest, EmbeddingIdOutOfRange) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   CpuBackend cpu;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "tests/kernels/backend_test_util.h"
 
@@ -206,6 +207,35 @@ TEST_P(GroupedExpertMlpTest, PrefillSizedBatches) {
     // to bf16 for cuBLAS.
     const double tol = std::max(GetParam().bf16_matmul_tolerance, dtype == DType::kI8 ? 1e-2 : 0.0);
     ExpectAllClose(Run(x, rows, experts), Reference(x, rows, experts), tol, tol);
+  }
+}
+
+// Expert weights prepared for the backend's MatMul (PrepareMatMulWeight, as
+// the model loads them) give the same bits as row-major ones, for few and
+// many routes per expert.
+TEST_P(GroupedExpertMlpTest, PreparedWeightsGiveTheSameBits) {
+  std::mt19937 rng(15);
+  for (const DType dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    Load({dtype, 64, 96}, 3, -1, &rng);
+    const Tensor x = RandomF32({40, 64}, &rng, -2.0f, 2.0f);
+    std::vector<int32_t> rows, experts;
+    for (int32_t t = 0; t < 40; ++t) {
+      rows.push_back(t);
+      experts.push_back(t < 36 ? 1 : t % 3);  // expert 1 gets 37 routes, the others 1 or 2
+    }
+    const Tensor before = Run(x, rows, experts);
+    for (ExpertMlpWeights& w : device_) {
+      for (Tensor* m : {&w.gate, &w.up, &w.down}) {
+        absl::StatusOr<Tensor> prepared = backend().PrepareMatMulWeight(*m);
+        ASSERT_TRUE(prepared.ok()) << prepared.status();
+        *m = *prepared;
+      }
+    }
+    const Tensor after = Run(x, rows, experts);
+    for (int64_t i = 0; i < before.numel(); ++i) {
+      ASSERT_EQ(before.data<float>()[i], after.data<float>()[i]) << i;
+    }
   }
 }
 

@@ -9,7 +9,9 @@
 #include <random>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu_fast/lane_panels.h"
 #include "tests/kernels/backend_test_util.h"
 
 namespace jamba::kernels::testing {
@@ -197,6 +199,76 @@ TEST_P(MatMulTest, LargeProduct) {
     const double tol = GetParam().bf16_matmul_tolerance;
     ASSERT_NEAR(y[i], ref, tol + tol * std::abs(ref)) << m << "," << n;
   }
+}
+
+// A weight prepared for the backend's MatMul (Backend::PrepareMatMulWeight:
+// lane panels on the fast CPU backend, w itself elsewhere) gives the same
+// result as the row-major weight, bit for bit, at GEMV, small-batch and
+// prefill sizes, shapes that fit the panels or not, f32 and bf16, with and
+// without bias.
+TEST_P(MatMulTest, PreparedWeightGivesTheSameBits) {
+  std::mt19937 rng(10);
+  const std::vector<std::array<int64_t, 2>> shapes = {{16, 8},     {48, 96}, {64, 1000},
+                                                      {1024, 512}, {33, 96}, {32, 100}};
+  for (const auto& [N, K] : shapes) {
+    for (const bool bf16 : {false, true}) {
+      const Tensor w = bf16 ? RandomBF16({N, K}, &rng) : RandomF32({N, K}, &rng);
+      const Tensor bias = RandomF32({N}, &rng);
+      const Tensor wd = ToDevice(w), bd = ToDevice(bias);
+      absl::StatusOr<Tensor> prepared = backend().PrepareMatMulWeight(wd);
+      ASSERT_TRUE(prepared.ok()) << prepared.status();
+      EXPECT_EQ(prepared->shape(), w.shape());
+      EXPECT_EQ(prepared->dtype(), w.dtype());
+      for (const int64_t M : {1, 2, 3, 7, 8, 37}) {
+        SCOPED_TRACE(::testing::Message() << "M " << M << " N " << N << " K " << K << " bf16 "
+                                          << bf16 << " prepared " << prepared->DebugString());
+        const Tensor xd = ToDevice(RandomF32({M, K}, &rng));
+        for (const Tensor* b : {static_cast<const Tensor*>(nullptr), &bd}) {
+          Tensor y_rows = NewDevice(DType::kF32, {M, N}), y_prep = NewDevice(DType::kF32, {M, N});
+          backend().MatMul(xd, wd, b, &y_rows);
+          backend().MatMul(xd, *prepared, b, &y_prep);
+          const std::vector<double> rows = ToDoubles(ToHost(y_rows));
+          const std::vector<double> prep = ToDoubles(ToHost(y_prep));
+          for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(rows[i], prep[i]) << i;
+        }
+      }
+    }
+  }
+}
+
+// The lane-panel layout itself: panels[s][l][c][j] = w[16s + j][8c + l],
+// in the weight's own dtype, for the shapes that fit it.
+TEST(LanePanelsTest, ElementsLieWhereTheLayoutSays) {
+  const int64_t N = 32, K = 24, K8 = K / 8;
+  Tensor w = Tensor::Zeros(DType::kF32, {N, K});
+  for (int64_t i = 0; i < N * K; ++i) w.data<float>()[i] = static_cast<float>(i);
+  Tensor w_bf16 = Tensor::Zeros(DType::kBF16, {N, K});
+  for (int64_t i = 0; i < N * K; ++i) {
+    static_cast<uint16_t*>(w_bf16.raw_data())[i] = static_cast<uint16_t>(i);
+  }
+  absl::StatusOr<Tensor> p = ToLanePanels(w), p_bf16 = ToLanePanels(w_bf16);
+  ASSERT_TRUE(p.ok() && p_bf16.ok());
+  EXPECT_EQ(p->layout(), Layout::kBackendPacked);
+  EXPECT_EQ(p_bf16->dtype(), DType::kBF16);
+  const float* f = static_cast<const float*>(p->raw_data());
+  const uint16_t* h = static_cast<const uint16_t*>(p_bf16->raw_data());
+  for (int64_t s = 0; s < N / kPanelRows; ++s) {
+    for (int64_t l = 0; l < 8; ++l) {
+      for (int64_t c = 0; c < K8; ++c) {
+        for (int64_t j = 0; j < kPanelRows; ++j) {
+          const int64_t at = ((s * 8 + l) * K8 + c) * kPanelRows + j;
+          const int64_t from = (kPanelRows * s + j) * K + 8 * c + l;
+          ASSERT_EQ(f[at], static_cast<float>(from)) << s << " " << l << " " << c << " " << j;
+          ASSERT_EQ(h[at], static_cast<uint16_t>(from));
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {33, 24})));
+  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {32, 20})));
+  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kI8, {32, 24})));
+  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {2, 16, 8})));
+  EXPECT_FALSE(FitsLanePanels(*p));  // already packed
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MatMulTest, ::testing::ValuesIn(TestBackends()), BackendName);

@@ -1,0 +1,85 @@
+// Lane panels: the weight layout of the fast CPU MatMul, and the AVX2
+// helpers the GEMM and the GEMV on it share.
+//
+// Every fast f32/bf16 MatMul output is 8 lane sums, lane l over the weights
+// at k = 8c + l for c in order, added as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))
+// and then the bias (Avx2Tile, matmul_tiles.h). Lane panels store w [N, K]
+// in the order those sums read it: strips of kPanelRows rows, each as 8 lane
+// sections of [K/8][kPanelRows]:
+//
+//   panels[s][l][c][j] = w[kPanelRows * s + j][8 * c + l]
+//
+// so one lane of a whole strip is one contiguous run. The prefill GEMM
+// packs w into this order per call (f32, in scratch); FastCpuBackend can
+// also keep a weight in it from load (Backend::PrepareMatMulWeight), in its
+// own dtype and in the same number of bytes, which spares the GEMM that
+// work and lets the GEMV read each thread's rows as one stream.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "absl/status/statusor.h"
+#include "core/tensor.h"
+
+#define JAMBA_AVX2 __attribute__((target("avx2,fma")))
+
+namespace jamba::kernels {
+
+constexpr int kPanelRows = 16;      // w rows per strip: two 8-float vectors
+constexpr int kPackedTileRows = 6;  // x rows per GEMM tile
+
+// True when w [N, K] (F32 or BF16) can be kept in lane panels: N a multiple
+// of kPanelRows and K of 8, so the panels hold exactly w's elements.
+bool FitsLanePanels(const Tensor& w);
+
+// w in lane panels, in fresh host memory of w's dtype, marked
+// Layout::kBackendPacked. REQUIRES: FitsLanePanels(w), w row-major on the host.
+absl::StatusOr<Tensor> ToLanePanels(const Tensor& w);
+
+// y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][kPackedTileRows]
+// [kPanelRows] of a tile, in Avx2Tile's order, plus bias[j] if given.
+void CombineLaneSums(const float* part, const float* bias, float* y, int64_t ldy, int mr, int nr);
+
+// p[0, 8) as f32 (bf16 is the top half of an f32: exact).
+template <typename T>
+JAMBA_AVX2 inline __m256 Widen(const T* p) {
+  if constexpr (sizeof(T) == 2) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_loadu_ps(p);
+  }
+}
+
+// row[k, k + 8) as f32, zero past K.
+template <typename T>
+JAMBA_AVX2 inline __m256 LoadChunk(const T* row, int64_t k, int64_t K) {
+  if (k + 8 <= K) return Widen(row + k);
+  alignas(32) T tmp[8] = {};
+  std::memcpy(tmp, row + k, (K - k) * sizeof(T));
+  return Widen(tmp);
+}
+
+// r[i][j] <- r[j][i] for the 8 x 8 block in r.
+JAMBA_AVX2 inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+}  // namespace jamba::kernels

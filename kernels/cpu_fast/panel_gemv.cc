@@ -1,0 +1,114 @@
+// PanelGemvAvx2 (matmul_tiles.h): the decode GEMV on weights kept in lane
+// panels (lane_panels.h), with the arithmetic of Avx2Tile.
+//
+// For one strip of 16 w rows, lane l's sums are an axpy over c: the 16 rows'
+// weights at k = 8c + l (two vectors) times x[8c + l], accumulated in c
+// order. The 8 lane sums are then combined as every fast path combines
+// them, so each output equals the row-major GEMV's and the packed GEMM's
+// bit for bit. Each thread owns one contiguous run of strips and reads it
+// as several streams (one stream alone leaves the memory idle: cold
+// weights came at 12-20 GB/s instead of 21-26), each through its own part
+// of the run, several strips side by side.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/check.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu_fast/lane_panels.h"
+#include "kernels/cpu_fast/matmul_tiles.h"
+
+namespace jamba::kernels {
+namespace {
+
+constexpr int kNR = kPanelRows;
+
+// For each of G strips [8][K8][16] (strip[g]), part[g][l][i][16] (the
+// CombineLaneSums layout) = lane l's sums of rows i < MR of x [MR, K]. The
+// G strips are read side by side: G streams, 2 * MR * G FMA chains.
+template <int MR, int G, typename T>
+JAMBA_AVX2 void LaneSums(const float* x, int64_t K, const T* const* strip, float* part) {
+  const int64_t K8 = K / 8;
+  for (int l = 0; l < 8; ++l) {
+    const T* w[G];
+    for (int g = 0; g < G; ++g) w[g] = strip[g] + l * K8 * kNR;  // lane l: [K8][16]
+    __m256 acc[G][MR][2];
+    for (int g = 0; g < G; ++g) {
+      for (int i = 0; i < MR; ++i) acc[g][i][0] = acc[g][i][1] = _mm256_setzero_ps();
+    }
+    for (int64_t c = 0; c < K8; ++c) {
+      __m256 xv[MR];
+      for (int i = 0; i < MR; ++i) xv[i] = _mm256_broadcast_ss(x + i * K + 8 * c + l);
+      for (int g = 0; g < G; ++g) {
+        const __m256 lo = Widen(w[g] + c * kNR), hi = Widen(w[g] + c * kNR + 8);
+        for (int i = 0; i < MR; ++i) {
+          acc[g][i][0] = _mm256_fmadd_ps(lo, xv[i], acc[g][i][0]);
+          acc[g][i][1] = _mm256_fmadd_ps(hi, xv[i], acc[g][i][1]);
+        }
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      for (int i = 0; i < MR; ++i) {
+        float* dst = part + ((g * 8 + l) * kPackedTileRows + i) * kNR;
+        _mm256_storeu_ps(dst, acc[g][i][0]);
+        _mm256_storeu_ps(dst + 8, acc[g][i][1]);
+      }
+    }
+  }
+}
+
+// Strips [s0, s1) of w, kStreams (or, for the last few, fewer) at a time,
+// each from its own quarter of the range so that every stream runs on
+// through consecutive strips.
+template <int MR, typename T>
+void GemvStrips(const float* x, int64_t K, const T* w, int64_t N, int64_t s0, int64_t s1,
+                const float* bias, float* y) {
+  constexpr int kStreams = MR == 1 ? 4 : 2;  // 8 accumulators
+  alignas(32) float part[kStreams * 8 * kPackedTileRows * kNR];
+  const int64_t q = (s1 - s0) / kStreams;  // strips per stream
+  auto finish = [&](int64_t s, int g) {
+    CombineLaneSums(part + g * 8 * kPackedTileRows * kNR,
+                    bias != nullptr ? bias + s * kNR : nullptr, y + s * kNR, N, MR, kNR);
+  };
+  for (int64_t i = 0; i < q; ++i) {
+    const T* strip[kStreams];
+    for (int g = 0; g < kStreams; ++g) strip[g] = w + (s0 + g * q + i) * kNR * K;
+    LaneSums<MR, kStreams>(x, K, strip, part);
+    for (int g = 0; g < kStreams; ++g) finish(s0 + g * q + i, g);
+  }
+  for (int64_t s = s0 + kStreams * q; s < s1; ++s) {
+    const T* strip = w + s * kNR * K;
+    LaneSums<MR, 1>(x, K, &strip, part);
+    finish(s, 0);
+  }
+}
+
+template <typename T>
+void Run(const float* x, int M, int64_t K, const T* w, int64_t N, const float* bias, float* y) {
+  const int64_t strips = N / kNR;
+  const int64_t threads = ThreadPool::Default().num_threads();
+  const int64_t per_part = (strips + threads - 1) / threads;
+  const int64_t parts = (strips + per_part - 1) / per_part;
+  ThreadPool::Default().ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
+    const int64_t s0 = p0 * per_part, s1 = std::min(strips, p1 * per_part);
+    if (M == 1) {
+      GemvStrips<1>(x, K, w, N, s0, s1, bias, y);
+    } else {
+      GemvStrips<2>(x, K, w, N, s0, s1, bias, y);
+    }
+  });
+}
+
+}  // namespace
+
+void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
+                   const float* bias, float* y) {
+  JAMBA_CHECK(M >= 1 && M <= 2 && K % 8 == 0 && N % kNR == 0)
+      << "PanelGemvAvx2: M " << M << " K " << K << " N " << N;
+  if (w_bf16) {
+    Run(x, static_cast<int>(M), K, static_cast<const uint16_t*>(w), N, bias, y);
+  } else {
+    Run(x, static_cast<int>(M), K, static_cast<const float*>(w), N, bias, y);
+  }
+}
+
+}  // namespace jamba::kernels
