@@ -17,10 +17,14 @@ absl::StatusOr<std::unique_ptr<AttentionMixer>> AttentionMixer::Load(const Weigh
   m->n_heads_ = c.num_attention_heads;
   m->n_kv_heads_ = c.num_key_value_heads;
   m->head_dim_ = static_cast<int>(hd);
-  ASSIGN_OR_RETURN(m->q_proj_, loader.Matrix(p + "q_proj.weight", {c.num_attention_heads * hd, H}));
-  ASSIGN_OR_RETURN(m->k_proj_, loader.Matrix(p + "k_proj.weight", {c.num_key_value_heads * hd, H}));
-  ASSIGN_OR_RETURN(m->v_proj_, loader.Matrix(p + "v_proj.weight", {c.num_key_value_heads * hd, H}));
-  ASSIGN_OR_RETURN(m->o_proj_, loader.Matrix(p + "o_proj.weight", {H, c.num_attention_heads * hd}));
+  ASSIGN_OR_RETURN(m->q_proj_,
+                   loader.MatMulWeight(p + "q_proj.weight", {c.num_attention_heads * hd, H}));
+  ASSIGN_OR_RETURN(m->k_proj_,
+                   loader.MatMulWeight(p + "k_proj.weight", {c.num_key_value_heads * hd, H}));
+  ASSIGN_OR_RETURN(m->v_proj_,
+                   loader.MatMulWeight(p + "v_proj.weight", {c.num_key_value_heads * hd, H}));
+  ASSIGN_OR_RETURN(m->o_proj_,
+                   loader.MatMulWeight(p + "o_proj.weight", {H, c.num_attention_heads * hd}));
   return m;
 }
 

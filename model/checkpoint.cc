@@ -213,6 +213,10 @@ absl::StatusOr<Tensor> Checkpoint::Get(absl::string_view name, const Shape& shap
   return file.Get(it->second.second);
 }
 
+void Checkpoint::DropPages(const Tensor& t) const {
+  for (const auto& file : files_) file->DropPages(t);
+}
+
 absl::StatusOr<Tensor> Checkpoint::GetF32(absl::string_view name, const Shape& shape) const {
   ASSIGN_OR_RETURN(Tensor tensor, Get(name, shape));
   if (tensor.dtype() == DType::kF32) return tensor;

@@ -40,6 +40,9 @@ class Checkpoint {
   absl::StatusOr<Tensor> GetF32(absl::string_view name, const Shape& shape) const;
   // All canonical tensor names, sorted.
   std::vector<std::string> TensorNames() const;
+  // For a tensor from Get that has been copied out: lets the kernel drop
+  // this process's mapped pages of it (SafetensorsFile::DropPages).
+  void DropPages(const Tensor& t) const;
 
  private:
   Checkpoint() = default;

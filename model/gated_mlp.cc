@@ -8,12 +8,12 @@ namespace jamba::model {
 absl::StatusOr<GatedMlp> GatedMlp::Load(const WeightLoader& loader, absl::string_view scope) {
   const JambaConfig& c = loader.config();
   GatedMlp mlp;
-  ASSIGN_OR_RETURN(mlp.gate_proj_, loader.Matrix(absl::StrCat(scope, ".gate_proj.weight"),
-                                                 {c.intermediate_size, c.hidden_size}));
-  ASSIGN_OR_RETURN(mlp.up_proj_, loader.Matrix(absl::StrCat(scope, ".up_proj.weight"),
-                                               {c.intermediate_size, c.hidden_size}));
-  ASSIGN_OR_RETURN(mlp.down_proj_, loader.Matrix(absl::StrCat(scope, ".down_proj.weight"),
-                                                 {c.hidden_size, c.intermediate_size}));
+  ASSIGN_OR_RETURN(mlp.gate_proj_, loader.MatMulWeight(absl::StrCat(scope, ".gate_proj.weight"),
+                                                       {c.intermediate_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(mlp.up_proj_, loader.MatMulWeight(absl::StrCat(scope, ".up_proj.weight"),
+                                                     {c.intermediate_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(mlp.down_proj_, loader.MatMulWeight(absl::StrCat(scope, ".down_proj.weight"),
+                                                       {c.hidden_size, c.intermediate_size}));
   return mlp;
 }
 

@@ -59,7 +59,7 @@ absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& c
     }
     if (c.ffn_kind(i) == FfnKind::kMoe) {
       ASSIGN_OR_RETURN(layer.router,
-                       loader.Matrix(p + "feed_forward.router.weight", {c.num_experts, H}));
+                       loader.MatMulWeight(p + "feed_forward.router.weight", {c.num_experts, H}));
     } else {
       ASSIGN_OR_RETURN(GatedMlp dense, GatedMlp::Load(loader, p + "feed_forward"));
       layer.dense = std::move(dense);
@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<JambaModel>> JambaModel::Load(const Checkpoint& c
   if (c.tie_word_embeddings) {
     m->lm_head_ = m->embed_tokens_;
   } else {
-    ASSIGN_OR_RETURN(m->lm_head_, loader.Matrix("lm_head.weight", {V, H}));
+    ASSIGN_OR_RETURN(m->lm_head_, loader.MatMulWeight("lm_head.weight", {V, H}));
   }
   if (experts == nullptr) {
     ASSIGN_OR_RETURN(m->owned_experts_,

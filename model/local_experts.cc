@@ -40,7 +40,7 @@ absl::StatusOr<kernels::ExpertMlpWeights> LoadExpert(const WeightLoader& loader,
                            Part{".down_proj.weight", &out_shape, &w.down, &w.down_scale}}) {
     const std::string name = scope + part.name;
     if (weights == ExpertWeights::kAsStored) {
-      ASSIGN_OR_RETURN(*part.matrix, loader.Matrix(name, *part.shape));
+      ASSIGN_OR_RETURN(*part.matrix, loader.MatMulWeight(name, *part.shape));
       continue;
     }
     ASSIGN_OR_RETURN(Tensor host, loader.HostF32(name, *part.shape));

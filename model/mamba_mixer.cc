@@ -23,8 +23,8 @@ absl::StatusOr<std::unique_ptr<MambaMixer>> MambaMixer::Load(const WeightLoader&
   m->eps_ = static_cast<float>(c.rms_norm_eps);
 
   ASSIGN_OR_RETURN(Tensor in_proj, loader.Matrix(p + "in_proj.weight", {2 * Di, H}));
-  m->in_proj_x_ = in_proj.Slice(0, Di);
-  m->in_proj_z_ = in_proj.Slice(Di, 2 * Di);
+  ASSIGN_OR_RETURN(m->in_proj_x_, loader.ForMatMul(in_proj.Slice(0, Di)));
+  ASSIGN_OR_RETURN(m->in_proj_z_, loader.ForMatMul(in_proj.Slice(Di, 2 * Di)));
   if (c.mamba_proj_bias) {
     ASSIGN_OR_RETURN(Tensor in_bias, loader.F32(p + "in_proj.bias", {2 * Di}));
     m->in_bias_x_ = in_bias.Slice(0, Di);
@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<MambaMixer>> MambaMixer::Load(const WeightLoader&
   for (int64_t i = 0; i < Di * N; ++i) A.data<float>()[i] = -std::exp(A_log.data<float>()[i]);
   ASSIGN_OR_RETURN(m->A_, loader.ToDevice(std::move(A)));
   ASSIGN_OR_RETURN(m->D_, loader.F32(p + "D", {Di}));
-  ASSIGN_OR_RETURN(m->out_proj_, loader.Matrix(p + "out_proj.weight", {H, Di}));
+  ASSIGN_OR_RETURN(m->out_proj_, loader.MatMulWeight(p + "out_proj.weight", {H, Di}));
   return m;
 }
 

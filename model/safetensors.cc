@@ -249,6 +249,18 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   return file;
 }
 
+void SafetensorsFile::DropPages(const Tensor& t) const {
+  const auto begin = reinterpret_cast<uintptr_t>(t.raw_data());
+  const auto end = begin + t.nbytes();
+  const auto map_begin = reinterpret_cast<uintptr_t>(mapping_->data());
+  const auto map_end = map_begin + mapping_->size();
+  if (t.device() != Device::kCpu || begin < map_begin || end > map_end) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // Advice only: on failure the pages simply stay.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 absl::Status SafetensorsFile::ParseHeader(absl::string_view header, uint64_t data_size) {
   const Json root = ParseJson(header);
   if (root.is_discarded()) {

@@ -43,6 +43,14 @@ class SafetensorsFile {
   // data is not aligned to its element size. NotFound names the tensor.
   absl::StatusOr<Tensor> Get(absl::string_view name) const;
 
+  // Tells the kernel this process no longer needs the mapped pages that lie
+  // wholly inside t's bytes (madvise MADV_DONTNEED: the mapping is read-only,
+  // so a later read just faults them in from the file again). For weights
+  // that were copied out (to a device, or into another layout), so that the
+  // process does not hold them twice. Does nothing for tensors that are not
+  // views of this file.
+  void DropPages(const Tensor& t) const;
+
  private:
   SafetensorsFile() = default;
   absl::Status ParseHeader(absl::string_view header, uint64_t data_size);

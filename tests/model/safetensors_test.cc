@@ -84,6 +84,25 @@ TEST_F(SafetensorsTest, ViewsOutliveTheFile) {
   EXPECT_THAT(FloatsOf(*w), ElementsAre(1.5f, 2.5f, 3.5f));
 }
 
+// Dropped pages come back from the file with the same bytes; tensors that
+// are not views of the file (here: host memory) are left alone.
+TEST_F(SafetensorsTest, DroppedPagesReadBackFromTheFile) {
+  std::vector<float> values(5000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f - 7.0f;
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      OpenBytes(BuildSafetensors({{"w", "F32", {5000}, F32Bytes(values)}}));
+  ASSERT_TRUE(file.ok()) << file.status();
+  absl::StatusOr<Tensor> w = (*file)->Get("w");
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_EQ(FloatsOf(*w), values);
+  (*file)->DropPages(*w);
+  EXPECT_EQ(FloatsOf(*w), values);
+  Tensor host = Tensor::Zeros(DType::kF32, {5000});
+  std::memcpy(host.raw_data(), values.data(), host.nbytes());
+  (*file)->DropPages(host);
+  EXPECT_EQ(FloatsOf(host), values);
+}
+
 TEST_F(SafetensorsTest, MisalignedDataIsCopiedAligned) {
   for (int shift : {1, 2, 6}) {
     SCOPED_TRACE(shift);
