@@ -177,27 +177,19 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int6
   // f32 panels first.
   constexpr bool kF32 = sizeof(WType) == sizeof(float);
   const bool in_place = panels && kF32;
-  // A narrow w (fewer blocks than threads, e.g. x_proj's 16-row parts) for
-  // many x rows: split the x strips too, so that every thread has work.
-  // Tasks are (block, part of the x strips), block-major.
-  const int64_t m_parts = std::clamp<int64_t>(threads / num_blocks, 1, x_strips);
-  const int64_t part_strips = (x_strips + m_parts - 1) / m_parts;
-  pool.ParallelFor(num_blocks * m_parts, 1, [&](int64_t t0, int64_t t1) {
+  pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
     float* const wp = in_place ? nullptr : Scratch<float>(1, block / kNR * strip_w);
     float* const part = Scratch<float>(2, group * 8 * kMR * kNR);         // [group][8][6][16]
     WType* const staged = panels ? nullptr : Scratch<WType>(3, kNR * K);  // [16][K]
-    int64_t in_wp = -1;                                                   // the block now in wp
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / m_parts;
-      const int64_t x0 = t % m_parts * part_strips, x1 = std::min(x_strips, x0 + part_strips);
+    for (int64_t b = b0; b < b1; ++b) {
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       // The f32 panels of the block's strips: [strips][8][lane_w].
       const float* block_panels = wp;
       if constexpr (kF32) {
         if (in_place) block_panels = w + n0 * K;
       }
-      for (int64_t n = n0; n < n1 && !in_place && in_wp != b; n += kNR) {
+      for (int64_t n = n0; n < n1 && !in_place; n += kNR) {
         float* dst = wp + (n - n0) / kNR * strip_w;
         if constexpr (!kF32) {
           if (panels) {
@@ -212,24 +204,21 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int6
         std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
         PackW(staged, K, nr, K, K8, lane_w, dst);
       }
-      in_wp = b;
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2. While
-      // the first group runs, the next block's rows (if this thread's next
-      // task needs them) are read ahead, spread evenly over its tiles, so
-      // that the copy above (or, in place, the first group) finds them in
-      // cache.
-      const bool next_block = t + 1 < t1 && (t + 1) / m_parts != b;
-      const char* ahead = next_block ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
+      // the first group runs, the next block's rows are read ahead, spread
+      // evenly over its tiles, so that the copy above (or, in place, the
+      // first group) finds them in cache.
+      const char* ahead = b + 1 < b1 ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
       const char* ahead_end = ahead != nullptr
                                   ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K)
                                   : nullptr;
       const int64_t first_tiles =
-          (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) * std::min(group, x1 - x0);
+          (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) * std::min(group, x_strips);
       const int64_t ahead_per_tile =
           ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
-      for (int64_t g0 = x0; g0 < x1; g0 += group) {
-        const int64_t g1 = std::min(x1, g0 + group);
+      for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
+        const int64_t g1 = std::min(x_strips, g0 + group);
         for (int64_t n = n0; n < n1; n += kNR) {
           const float* ws = block_panels + (n - n0) / kNR * strip_w;
           for (int l = 0; l < 8; ++l) {

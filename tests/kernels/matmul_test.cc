@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <optional>
 #include <random>
-#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -150,14 +149,13 @@ TEST_P(MatMulTest, RowsIndependentOfBatch) {
 
 // The same at prefill sizes (the fast CPU backend packs x and w from M = 8
 // on) for f32 and bf16 w, K on and off the vector width, with bias: every
-// row of the batch equals the single-row (GEMV) call. N = 16 is one block
-// of w, which the fast GEMM splits along the rows of x instead.
+// row of the batch equals the single-row (GEMV) call.
 TEST_P(MatMulTest, PrefillRowsIndependentOfBatch) {
   std::mt19937 rng(7);
-  for (const auto& [K, N] : {std::pair<int64_t, int64_t>{300, 53}, {1001, 53}, {300, 16}}) {
+  for (const int64_t K : {300, 1001}) {
     for (const bool bf16 : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << "K " << K << " N " << N << " bf16 " << bf16);
-      const int64_t M = 37;
+      SCOPED_TRACE(::testing::Message() << "K " << K << " bf16 " << bf16);
+      const int64_t M = 37, N = 53;
       const Tensor x = RandomF32({M, K}, &rng);
       const Tensor w = bf16 ? RandomBF16({N, K}, &rng) : RandomF32({N, K}, &rng);
       const Tensor bias = RandomF32({N}, &rng);
