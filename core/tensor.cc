@@ -1,5 +1,9 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -14,6 +18,18 @@ class HostBuffer final : public Buffer {
  public:
   HostBuffer(void* data, size_t size) : Buffer(data, size, Device::kCpu) {}
   ~HostBuffer() override { std::free(data()); }
+};
+
+// A private anonymous mapping of `mapped` bytes at `data`, unmapped on
+// destruction.
+class MappedBuffer final : public Buffer {
+ public:
+  MappedBuffer(void* data, size_t size, size_t mapped)
+      : Buffer(data, size, Device::kCpu), mapped_(mapped) {}
+  ~MappedBuffer() override { ::munmap(data(), mapped_); }
+
+ private:
+  size_t mapped_;
 };
 
 class ExternalBuffer final : public Buffer {
@@ -44,6 +60,25 @@ std::shared_ptr<Buffer> AllocateHostBuffer(size_t size) {
   if (data == nullptr) return nullptr;
   std::memset(data, 0, rounded == 0 ? kAlign : rounded);
   return std::make_shared<HostBuffer>(data, size);
+}
+
+std::shared_ptr<Buffer> AllocateLongLivedHostBuffer(size_t size) {
+  constexpr size_t kHuge = size_t{2} << 20, kPage = 4096;
+  if (size < kHuge) return AllocateHostBuffer(size);  // no huge page to gain
+  const size_t rounded = (size + kPage - 1) / kPage * kPage;
+  // Map one huge page more than needed and trim the ends so that the start
+  // is 2 MiB aligned; a tail past the last 2 MiB boundary has 4 KiB pages.
+  void* raw =
+      ::mmap(nullptr, rounded + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + kHuge - 1) / kHuge * kHuge;
+  if (aligned > begin) ::munmap(raw, aligned - begin);
+  const size_t tail = begin + rounded + kHuge - (aligned + rounded);
+  if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + rounded), tail);
+  void* data = reinterpret_cast<void*>(aligned);
+  ::madvise(data, rounded, MADV_HUGEPAGE);  // advice: without it, 4 KiB pages
+  return std::make_shared<MappedBuffer>(data, size, rounded);
 }
 
 std::shared_ptr<Buffer> WrapExternalBuffer(void* data, size_t size, Device device,

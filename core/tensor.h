@@ -53,6 +53,13 @@ class Buffer {
 // Zero-filled, 64-byte aligned host memory. Returns nullptr on exhaustion.
 std::shared_ptr<Buffer> AllocateHostBuffer(size_t size);
 
+// Zero-filled host memory for a long-lived tensor (a weight rearranged at
+// load). From 2 MiB on, its own anonymous mapping, 2 MiB aligned and on
+// transparent huge pages where the kernel allows them (madvise), so that
+// filling it takes far fewer page faults and reading it fewer TLB misses;
+// smaller sizes as AllocateHostBuffer. Returns nullptr on exhaustion.
+std::shared_ptr<Buffer> AllocateLongLivedHostBuffer(size_t size);
+
 // Borrowed memory kept alive by `owner` (e.g. a mapped file).
 std::shared_ptr<Buffer> WrapExternalBuffer(void* data, size_t size, Device device,
                                            std::shared_ptr<const void> owner);

@@ -36,7 +36,8 @@ constexpr int kPackedTileRows = 6;  // x rows per GEMM tile
 bool FitsLanePanels(const Tensor& w);
 
 // w in lane panels, in fresh host memory of w's dtype, marked
-// Layout::kBackendPacked. REQUIRES: FitsLanePanels(w), w row-major on the host.
+// Layout::kBackendPacked; 8 x 8 blocks transposed in AVX2 registers, on
+// ThreadPool::Default(). REQUIRES: FitsLanePanels(w), the CPU has AVX2.
 absl::StatusOr<Tensor> ToLanePanels(const Tensor& w);
 
 // y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][kPackedTileRows]

@@ -2,7 +2,9 @@
 // and the checks that guard them.
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -90,6 +92,25 @@ TEST(TensorTest, LayoutTravelsWithCopiesAndClones) {
   EXPECT_EQ(clone.layout(), Layout::kBackendPacked);
   EXPECT_EQ(clone.data<float>()[4], 5.0f);
   EXPECT_EQ(packed.DebugString(), "F32[2, 3] packed");
+}
+
+// Long-lived buffers: zero-filled, writable to the last byte, 2 MiB aligned
+// from 2 MiB on (where huge pages can back them), any size below.
+TEST(TensorTest, LongLivedBuffersAreZeroedAndAligned) {
+  for (const size_t size : {size_t{100}, (size_t{2} << 20) - 4, (size_t{2} << 20) + 12345}) {
+    SCOPED_TRACE(size);
+    std::shared_ptr<Buffer> b = AllocateLongLivedHostBuffer(size);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->size(), size);
+    EXPECT_EQ(b->device(), Device::kCpu);
+    const auto* bytes = static_cast<const unsigned char*>(b->data());
+    EXPECT_EQ(std::count(bytes, bytes + size, 0), static_cast<std::ptrdiff_t>(size));
+    std::memset(b->data(), 0xab, size);
+    EXPECT_EQ(bytes[size - 1], 0xab);
+    if (size >= (size_t{2} << 20)) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data()) % (size_t{2} << 20), 0u);
+    }
+  }
 }
 
 TEST(TensorDeathTest, PackedTensorsCannotBeSlicedOrReshaped) {
