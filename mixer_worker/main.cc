@@ -142,7 +142,9 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off, std::atomic<bool
     if (counter != nullptr) counter->CountRouted(layer, expert, rows);
   };
   Log(absl::StrCat("loading ", dir, " (", config.num_hidden_layers, " layers, mixer half)"));
+  const absl::Time load_start = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<MixerExecutor> executor, MixerExecutor::Create(options));
+  Log(absl::StrCat("loaded in ", absl::ToInt64Milliseconds(absl::Now() - load_start), " ms"));
 
   MixerServiceImpl service(executor.get());
   counter = &service;

@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "mixer_worker/in_process_mixer.h"
 #include "mixer_worker/remote_mixers.h"
@@ -78,8 +80,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(const RouterOp
   if (r->mixer_ == nullptr) {
     Log(absl::StrCat("loading ", options.model_dir, " (", config.num_hidden_layers, " layers, ",
                      mixer_options.placement ? "remote" : "in-process", " experts)"));
+    const absl::Time load_start = absl::Now();
     ASSIGN_OR_RETURN(std::unique_ptr<mixer::MixerExecutor> executor,
                      mixer::MixerExecutor::Create(mixer_options));
+    Log(absl::StrCat("loaded in ", absl::ToInt64Milliseconds(absl::Now() - load_start), " ms"));
     r->mixer_ = std::make_unique<mixer::InProcessMixer>(std::move(executor));
   }
 
