@@ -56,9 +56,9 @@ JAMBA_AVX2 void LaneSums(const float* x, int64_t K, const T* const* strip, float
   }
 }
 
-// Strips [s0, s1) of w, kStreams (or, for the last few, fewer) at a time,
-// each from its own quarter of the range so that every stream runs on
-// through consecutive strips.
+// Strips [s0, s1) of w, kStreams at a time, each from its own equal part of
+// the range so that every stream runs on through consecutive strips; the
+// few left over one at a time.
 template <int MR, typename T>
 void GemvStrips(const float* x, int64_t K, const T* w, int64_t N, int64_t s0, int64_t s1,
                 const float* bias, float* y) {
