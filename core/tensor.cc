@@ -74,7 +74,7 @@ std::shared_ptr<Buffer> AllocateLongLivedHostBuffer(size_t size) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (begin + kHuge - 1) / kHuge * kHuge;
   if (aligned > begin) ::munmap(raw, aligned - begin);
-  const size_t tail = begin + rounded + kHuge - (aligned + rounded);
+  const size_t tail = begin + kHuge - aligned;  // mapped past aligned + rounded
   if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + rounded), tail);
   void* data = reinterpret_cast<void*>(aligned);
   ::madvise(data, rounded, MADV_HUGEPAGE);  // advice: without it, 4 KiB pages

@@ -131,9 +131,10 @@ void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
     }
     return out;
   };
-  if (prepared({w})[0].layout() == Layout::kBackendPacked) {
-    Print("fast_f32_panels", M, N, K, PerCall(reps, prepared(ws), fast_call), f32_bytes);
-    Print("fast_bf16_panels", M, N, K, PerCall(reps, prepared(ws_bf16), fast_call), bf16_bytes);
+  const std::vector<Tensor> panels = prepared(ws), panels_bf16 = prepared(ws_bf16);
+  if (panels[0].layout() == Layout::kBackendPacked) {
+    Print("fast_f32_panels", M, N, K, PerCall(reps, panels, fast_call), f32_bytes);
+    Print("fast_bf16_panels", M, N, K, PerCall(reps, panels_bf16, fast_call), bf16_bytes);
   }
 #if defined(JAMBA_HAVE_OPENBLAS)
   Print("openblas_sgemm", M, N, K,

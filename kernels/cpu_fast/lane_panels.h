@@ -23,8 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
-
-#define JAMBA_AVX2 __attribute__((target("avx2,fma")))
+#include "kernels/cpu_fast/vec_math_avx2.h"  // JAMBA_AVX2
 
 namespace jamba::kernels {
 

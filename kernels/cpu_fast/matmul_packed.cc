@@ -145,6 +145,24 @@ JAMBA_AVX2 void WidenRun(const uint16_t* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(dst + i, Widen(src + i));
 }
 
+// One strip of w (nr <= 16 rows from `rows`) as f32 panels [8][lane_w] in
+// dst: bf16 lane panels widened; row-major rows copied in order through
+// `staged` ([16][K]: they then stream at the memory's pace, where the
+// transpose's 16 short row streams would wait on its latency) and
+// transposed. (f32 lane panels need neither and are read in place.)
+template <typename WType>
+void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, int64_t K8, int64_t lane_w,
+                      WType* staged, float* dst) {
+  if constexpr (sizeof(WType) == sizeof(uint16_t)) {
+    if (panels) {
+      WidenRun(rows, kNR * K, dst);
+      return;
+    }
+  }
+  std::memcpy(staged, rows, nr * K * sizeof(WType));
+  PackW(staged, K, nr, K, K8, lane_w, dst);
+}
+
 // w [N, K] row-major, or in lane panels (lane_panels.h) when `panels`.
 template <typename WType>
 void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int64_t N,
@@ -175,8 +193,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int6
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
   // f32 lane panels are read in place; anything else is put in a block of
   // f32 panels first.
-  constexpr bool kF32 = sizeof(WType) == sizeof(float);
-  const bool in_place = panels && kF32;
+  const bool in_place = panels && sizeof(WType) == sizeof(float);
   pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
     float* const wp = in_place ? nullptr : Scratch<float>(1, block / kNR * strip_w);
@@ -186,23 +203,14 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int6
       const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
       // The f32 panels of the block's strips: [strips][8][lane_w].
       const float* block_panels = wp;
-      if constexpr (kF32) {
-        if (in_place) block_panels = w + n0 * K;
-      }
-      for (int64_t n = n0; n < n1 && !in_place; n += kNR) {
-        float* dst = wp + (n - n0) / kNR * strip_w;
-        if constexpr (!kF32) {
-          if (panels) {
-            WidenRun(w + n * K, kNR * K, dst);
-            continue;
-          }
+      if (in_place) {
+        block_panels = reinterpret_cast<const float*>(w + n0 * K);  // WType is float
+      } else {
+        for (int64_t n = n0; n < n1; n += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+          StripToF32Panels(w + n * K, panels, nr, K, K8, lane_w, staged,
+                           wp + (n - n0) / kNR * strip_w);
         }
-        const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-        // The strip's rows are one contiguous run of memory: copied in order
-        // they stream at the memory's pace, where the transpose's 16 short
-        // row streams would wait on its latency.
-        std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
-        PackW(staged, K, nr, K, K8, lane_w, dst);
       }
       // Groups of x strips against one w strip, lane by lane: the w lane
       // section stays in L1 across the group, the group's x in L2. While
