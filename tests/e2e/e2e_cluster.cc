@@ -99,7 +99,13 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
   router_ = std::make_unique<Subprocess>();
   RETURN_IF_ERROR(router_->Start(argv));
   ASSIGN_OR_RETURN(router_address_, router_->WaitForAddress());
-  return WaitServing(absl::Seconds(60));
+  const absl::Status serving = WaitServing(absl::Seconds(60));
+  if (serving.ok()) return serving;
+  // Say why: whether the router still runs, and what it printed.
+  const bool running = router_->running();
+  return absl::Status(serving.code(), absl::StrCat(serving.message(), "; the router ",
+                                                   running ? "still runs" : "has exited",
+                                                   ", its log:\n", router_->log()));
 }
 
 absl::Status LocalCluster::RestartWorker(int i) {

@@ -27,10 +27,17 @@ Subprocess::~Subprocess() {
 absl::Status Subprocess::Start(const std::vector<std::string>& argv) {
   static int counter = 0;
   log_path_ = absl::StrCat(::testing::TempDir(), "/subprocess_", getpid(), "_", counter++, ".log");
+  // Truncated here, before the child runs: a file left by an earlier test
+  // process with the same pid must not be read as this child's output
+  // (WaitForAddress once found a stale "listening on" line that way).
+  const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", log_path_));
   pid_ = fork();
-  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ < 0) {
+    close(fd);
+    return absl::InternalError("fork failed");
+  }
   if (pid_ == 0) {
-    const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     std::vector<char*> args;
@@ -39,6 +46,7 @@ absl::Status Subprocess::Start(const std::vector<std::string>& argv) {
     execv(args[0], args.data());
     _exit(127);
   }
+  close(fd);
   return absl::OkStatus();
 }
 
