@@ -41,6 +41,29 @@ class ExternalBuffer final : public Buffer {
   std::shared_ptr<const void> owner_;
 };
 
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kPoisonUninitialized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kPoisonUninitialized = true;
+#else
+constexpr bool kPoisonUninitialized = false;
+#endif
+#else
+constexpr bool kPoisonUninitialized = false;
+#endif
+
+// size bytes rounded up to whole cache lines (at least one), 64-byte aligned,
+// filled with `fill` unless fill < 0. nullptr on exhaustion.
+std::shared_ptr<Buffer> AllocateAlignedHostBuffer(size_t size, int fill) {
+  constexpr size_t kAlign = 64;
+  const size_t rounded = std::max(kAlign, (size + kAlign - 1) / kAlign * kAlign);
+  void* data = std::aligned_alloc(kAlign, rounded);
+  if (data == nullptr) return nullptr;
+  if (fill >= 0) std::memset(data, fill, rounded);
+  return std::make_shared<HostBuffer>(data, size);
+}
+
 }  // namespace
 
 int64_t NumElements(const Shape& shape) {
@@ -54,12 +77,11 @@ std::string ShapeString(const Shape& shape) {
 }
 
 std::shared_ptr<Buffer> AllocateHostBuffer(size_t size) {
-  constexpr size_t kAlign = 64;
-  const size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
-  void* data = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
-  if (data == nullptr) return nullptr;
-  std::memset(data, 0, rounded == 0 ? kAlign : rounded);
-  return std::make_shared<HostBuffer>(data, size);
+  return AllocateAlignedHostBuffer(size, 0);
+}
+
+std::shared_ptr<Buffer> AllocateUninitializedHostBuffer(size_t size) {
+  return AllocateAlignedHostBuffer(size, kPoisonUninitialized ? 0xFF : -1);
 }
 
 std::shared_ptr<Buffer> AllocateLongLivedHostBuffer(size_t size) {
@@ -98,6 +120,13 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t 
 Tensor Tensor::Zeros(DType dtype, Shape shape) {
   const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
   std::shared_ptr<Buffer> buffer = AllocateHostBuffer(bytes);
+  JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
+  return Tensor(dtype, std::move(shape), std::move(buffer));
+}
+
+Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
+  const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
+  std::shared_ptr<Buffer> buffer = AllocateUninitializedHostBuffer(bytes);
   JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
   return Tensor(dtype, std::move(shape), std::move(buffer));
 }

@@ -53,6 +53,11 @@ class Buffer {
 // Zero-filled, 64-byte aligned host memory. Returns nullptr on exhaustion.
 std::shared_ptr<Buffer> AllocateHostBuffer(size_t size);
 
+// As AllocateHostBuffer, without the zero fill: for memory that is written
+// whole before it is read. Debug and sanitizer builds fill it with 0xFF
+// bytes (NaN as f32, -1 as an integer), so a read before the write shows.
+std::shared_ptr<Buffer> AllocateUninitializedHostBuffer(size_t size);
+
 // Zero-filled host memory for a long-lived tensor (a weight rearranged at
 // load). From 2 MiB on, its own anonymous mapping, 2 MiB aligned and on
 // transparent huge pages where the kernel allows them (madvise), so that
@@ -87,6 +92,9 @@ class Tensor {
   // A zero-filled host tensor. Aborts if the host is out of memory: callers
   // that size allocations from untrusted input must bound them first.
   static Tensor Zeros(DType dtype, Shape shape);
+  // A host tensor with unspecified contents (AllocateUninitializedHostBuffer),
+  // for one that is written whole before it is read. Aborts as Zeros does.
+  static Tensor Uninitialized(DType dtype, Shape shape);
 
   bool defined() const { return buffer_ != nullptr; }
   DType dtype() const { return dtype_; }

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
@@ -26,6 +27,11 @@ class Backend {
 
   // A zero-filled tensor on this backend's device; ResourceExhausted on OOM.
   virtual absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) = 0;
+  // As Allocate, but the contents are unspecified where the backend can
+  // skip the fill: for an op's output that the op writes whole.
+  virtual absl::StatusOr<Tensor> AllocateUninitialized(DType dtype, Shape shape) {
+    return Allocate(dtype, std::move(shape));
+  }
   // dst = src for tensors of equal dtype and size, any device combination.
   virtual void Copy(const Tensor& src, Tensor* dst) = 0;
   // dst = src converted elementwise, both on this backend's device, equal

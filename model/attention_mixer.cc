@@ -34,15 +34,15 @@ absl::Status AttentionMixer::Forward(kernels::Backend* b, const Tensor& x,
   const int64_t q_width = int64_t{n_heads_} * head_dim_;
   const int64_t kv_width = int64_t{n_kv_heads_} * head_dim_;
   // query_states = q_proj(x): [T, n_heads*hd]; key/value_states: [T, n_kv*hd]
-  ASSIGN_OR_RETURN(Tensor q, b->Allocate(DType::kF32, {T, q_width}));
-  ASSIGN_OR_RETURN(Tensor k, b->Allocate(DType::kF32, {T, kv_width}));
-  ASSIGN_OR_RETURN(Tensor v, b->Allocate(DType::kF32, {T, kv_width}));
+  ASSIGN_OR_RETURN(Tensor q, b->AllocateUninitialized(DType::kF32, {T, q_width}));
+  ASSIGN_OR_RETURN(Tensor k, b->AllocateUninitialized(DType::kF32, {T, kv_width}));
+  ASSIGN_OR_RETURN(Tensor v, b->AllocateUninitialized(DType::kF32, {T, kv_width}));
   b->MatMul(x, q_proj_, nullptr, &q);
   b->MatMul(x, k_proj_, nullptr, &k);
   b->MatMul(x, v_proj_, nullptr, &v);
 
   // attn_output = softmax(q kᵀ / sqrt(hd) + causal_mask) v: [T, n_heads*hd]
-  ASSIGN_OR_RETURN(Tensor attn, b->Allocate(DType::kF32, {T, q_width}));
+  ASSIGN_OR_RETURN(Tensor attn, b->AllocateUninitialized(DType::kF32, {T, q_width}));
   for (const SequenceRows& s : sequences) {
     const int64_t past = s.state->length();
     const int64_t L = s.end - s.begin;

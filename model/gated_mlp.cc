@@ -21,8 +21,8 @@ absl::Status GatedMlp::Forward(kernels::Backend* backend, const Tensor& x, Tenso
   const int64_t n = x.dim(0);
   const int64_t inter = gate_proj_.dim(0);
   // g = gate_proj(x), u = up_proj(x): [n, I]
-  ASSIGN_OR_RETURN(Tensor g, backend->Allocate(DType::kF32, {n, inter}));
-  ASSIGN_OR_RETURN(Tensor u, backend->Allocate(DType::kF32, {n, inter}));
+  ASSIGN_OR_RETURN(Tensor g, backend->AllocateUninitialized(DType::kF32, {n, inter}));
+  ASSIGN_OR_RETURN(Tensor u, backend->AllocateUninitialized(DType::kF32, {n, inter}));
   backend->MatMul(x, gate_proj_, nullptr, &g);
   backend->MatMul(x, up_proj_, nullptr, &u);
   // g = act_fn(g) * u: [n, I]

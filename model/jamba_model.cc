@@ -120,11 +120,11 @@ absl::StatusOr<std::unique_ptr<PendingExperts>> JambaModel::SubmitMoe(int layer,
   const int64_t T = x.dim(0);
   const int E = config_.num_experts, k = config_.num_experts_per_tok;
   // router_logits = router(x): [T, E]
-  ASSIGN_OR_RETURN(Tensor logits, backend_->Allocate(DType::kF32, {T, E}));
+  ASSIGN_OR_RETURN(Tensor logits, backend_->AllocateUninitialized(DType::kF32, {T, E}));
   backend_->MatMul(x, router, nullptr, &logits);
   // routing_weights = softmax(router_logits, fp32); topk(routing_weights, k): [T, k]
-  ASSIGN_OR_RETURN(Tensor weights, backend_->Allocate(DType::kF32, {T, k}));
-  ASSIGN_OR_RETURN(Tensor experts, backend_->Allocate(DType::kI32, {T, k}));
+  ASSIGN_OR_RETURN(Tensor weights, backend_->AllocateUninitialized(DType::kF32, {T, k}));
+  ASSIGN_OR_RETURN(Tensor experts, backend_->AllocateUninitialized(DType::kI32, {T, k}));
   backend_->MoeGate(logits, k, &weights, &experts);
   if (backend_->device() != Device::kCpu) {
     Tensor host_w = Tensor::Zeros(DType::kF32, {T, k});
@@ -224,11 +224,11 @@ absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch
 
   // hidden_states = embed_tokens(input_ids): [T, H]
   ASSIGN_OR_RETURN(Tensor ids_t, UploadI32(b, ids));
-  ASSIGN_OR_RETURN(Tensor h, b->Allocate(DType::kF32, {T, H}));
+  ASSIGN_OR_RETURN(Tensor h, b->AllocateUninitialized(DType::kF32, {T, H}));
   b->Embedding(embed_tokens_, ids_t, &h);
 
-  ASSIGN_OR_RETURN(Tensor normed, b->Allocate(DType::kF32, {T, H}));  // [T, H]
-  ASSIGN_OR_RETURN(Tensor delta, b->Allocate(DType::kF32, {T, H}));   // [T, H]
+  ASSIGN_OR_RETURN(Tensor normed, b->AllocateUninitialized(DType::kF32, {T, H}));  // [T, H]
+  ASSIGN_OR_RETURN(Tensor delta, b->AllocateUninitialized(DType::kF32, {T, H}));   // [T, H]
   std::vector<MicroBatch> parts = Split(rows, h, normed, delta);
   RETURN_IF_ERROR(RunLayers(parts));
   for (const SequenceChunk& chunk : batch) chunk.state->Advance(chunk.tokens.size());
@@ -239,14 +239,15 @@ absl::StatusOr<Tensor> JambaModel::Forward(absl::Span<const SequenceChunk> batch
     for (const SequenceRows& r : rows) last.push_back(static_cast<int32_t>(r.end - 1));
     ASSIGN_OR_RETURN(Tensor last_t, UploadI32(b, last));
     ASSIGN_OR_RETURN(Tensor picked,
-                     b->Allocate(DType::kF32, {static_cast<int64_t>(last.size()), H}));
+                     b->AllocateUninitialized(DType::kF32, {static_cast<int64_t>(last.size()), H}));
     b->GatherRows(h, last_t, &picked);
     h = std::move(picked);
   }
   // logits = lm_head(final_layernorm(h)): [rows, V]
-  ASSIGN_OR_RETURN(Tensor final_normed, b->Allocate(DType::kF32, h.shape()));
+  ASSIGN_OR_RETURN(Tensor final_normed, b->AllocateUninitialized(DType::kF32, h.shape()));
   b->RmsNorm(h, final_norm_, eps, &final_normed);
-  ASSIGN_OR_RETURN(Tensor logits, b->Allocate(DType::kF32, {h.dim(0), config_.vocab_size}));
+  ASSIGN_OR_RETURN(Tensor logits,
+                   b->AllocateUninitialized(DType::kF32, {h.dim(0), config_.vocab_size}));
   b->MatMul(final_normed, lm_head_, nullptr, &logits);
   RETURN_IF_ERROR(b->Synchronize());
   if (b->device() == Device::kCpu) return logits;

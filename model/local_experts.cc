@@ -103,7 +103,7 @@ absl::StatusOr<Tensor> LocalExperts::RunRoutes(int layer, const Tensor& x,
   ASSIGN_OR_RETURN(p.rows, UploadI32(backend_, rows));
   ASSIGN_OR_RETURN(p.experts, UploadI32(backend_, experts));
   p.weights = &layers_[layer];
-  ASSIGN_OR_RETURN(p.y, backend_->Allocate(DType::kF32, {n, x.dim(1)}));  // [n, H]
+  ASSIGN_OR_RETURN(p.y, backend_->AllocateUninitialized(DType::kF32, {n, x.dim(1)}));  // [n, H]
   backend_->GroupedExpertMlp(p);
   return p.y;
 }

@@ -61,7 +61,8 @@ absl::StatusOr<std::unique_ptr<MambaMixer>> MambaMixer::Load(const WeightLoader&
 absl::Status MambaMixer::Forward(kernels::Backend* b, const Tensor& x,
                                  absl::Span<const SequenceRows> sequences, Tensor* out) const {
   const int64_t T = x.dim(0), Di = d_inner_, R = dt_rank_, N = d_state_;
-  auto alloc = [b](Shape shape) { return b->Allocate(DType::kF32, std::move(shape)); };
+  // Every intermediate is an op's whole output.
+  auto alloc = [b](Shape shape) { return b->AllocateUninitialized(DType::kF32, std::move(shape)); };
   const Tensor* no_bias = nullptr;
 
   // 1. [u_raw | z] = in_proj(x): [T, Di] each

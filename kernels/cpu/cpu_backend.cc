@@ -1,5 +1,5 @@
-// CpuBackend: zero-filled host allocation plus one-line dispatch to the
-// free functions of kernels/cpu/ops.h.
+// CpuBackend: host allocation (zero-filled, or not for outputs written whole)
+// plus one-line dispatch to the free functions of kernels/cpu/ops.h.
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cstdint>
@@ -12,7 +12,10 @@
 
 namespace jamba::kernels {
 
-absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
+namespace {
+
+// A host tensor, zero-filled when `zero` (else AllocateUninitializedHostBuffer).
+absl::StatusOr<Tensor> AllocateHost(DType dtype, Shape shape, bool zero) {
   const uint64_t max_bytes = std::numeric_limits<int64_t>::max();
   uint64_t bytes = DTypeSize(dtype);
   for (int64_t d : shape) {
@@ -26,13 +29,24 @@ absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
     }
     bytes *= static_cast<uint64_t>(d);
   }
-  std::shared_ptr<Buffer> buffer = AllocateHostBuffer(bytes);
+  std::shared_ptr<Buffer> buffer =
+      zero ? AllocateHostBuffer(bytes) : AllocateUninitializedHostBuffer(bytes);
   if (buffer == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat("Allocate: out of host memory for ",
                                                      DTypeName(dtype), ShapeString(shape), " (",
                                                      bytes, " bytes)"));
   }
   return Tensor(dtype, std::move(shape), std::move(buffer));
+}
+
+}  // namespace
+
+absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
+  return AllocateHost(dtype, std::move(shape), /*zero=*/true);
+}
+
+absl::StatusOr<Tensor> CpuBackend::AllocateUninitialized(DType dtype, Shape shape) {
+  return AllocateHost(dtype, std::move(shape), /*zero=*/false);
 }
 
 void CpuBackend::Copy(const Tensor& src, Tensor* dst) { CpuCopy(src, dst); }

@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
+  absl::StatusOr<Tensor> AllocateUninitialized(DType dtype, Shape shape) override;
   void Copy(const Tensor& src, Tensor* dst) override;
   void Convert(const Tensor& src, Tensor* dst) override;
 

@@ -16,6 +16,11 @@ absl::StatusOr<Tensor> FastCpuBackend::Allocate(DType dtype, Shape shape) {
   return allocator_->Allocate(dtype, std::move(shape));
 }
 
+absl::StatusOr<Tensor> FastCpuBackend::AllocateUninitialized(DType dtype, Shape shape) {
+  if (allocator_ == nullptr) allocator_ = CreateCpuBackend();
+  return allocator_->AllocateUninitialized(dtype, std::move(shape));
+}
+
 void FastCpuBackend::Copy(const Tensor& src, Tensor* dst) { CpuCopy(src, dst); }
 
 void FastCpuBackend::Convert(const Tensor& src, Tensor* dst) { CpuConvert(src, dst); }

@@ -25,6 +25,7 @@ class FastCpuBackend final : public Backend {
   std::string name() const override;
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
+  absl::StatusOr<Tensor> AllocateUninitialized(DType dtype, Shape shape) override;
   void Copy(const Tensor& src, Tensor* dst) override;
   void Convert(const Tensor& src, Tensor* dst) override;
 

@@ -30,8 +30,8 @@ void Project(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor& scale, 
 // One expert over its m gathered rows: y[m, H] = down · (silu(gate · x) ⊙ (up · x)).
 void ExpertForward(CpuIsa isa, const ExpertMlpWeights& w, const Tensor& x, Tensor* y) {
   const int64_t m = x.dim(0), I = w.gate.dim(0);
-  Tensor g = Tensor::Zeros(DType::kF32, {m, I});  // gate · x, then the activation a
-  Tensor u = Tensor::Zeros(DType::kF32, {m, I});  // up · x
+  Tensor g = Tensor::Uninitialized(DType::kF32, {m, I});  // gate · x, then the activation a
+  Tensor u = Tensor::Uninitialized(DType::kF32, {m, I});  // up · x
   // PyTorch: F.silu(self.gate_proj(x)) * self.up_proj(x)
   Project(isa, x, w.gate, w.gate_scale, &g);
   Project(isa, x, w.up, w.up_scale, &u);
@@ -75,11 +75,11 @@ void FastGroupedExpertMlp(CpuIsa isa, const GroupedExpertMlpParams& p) {
     JAMBA_CHECK(w.gate.device() == Device::kCpu)
         << "GroupedExpertMlp: expert " << e << " weights are not in host memory";
     const int64_t m = end - begin;
-    Tensor xe = Tensor::Zeros(DType::kF32, {m, H});  // x[rows of this expert]
+    Tensor xe = Tensor::Uninitialized(DType::kF32, {m, H});  // x[rows of this expert]
     for (int64_t j = 0; j < m; ++j) {
       std::copy_n(x + rows[order[begin + j]] * H, H, xe.data<float>() + j * H);
     }
-    Tensor ye = Tensor::Zeros(DType::kF32, {m, H});
+    Tensor ye = Tensor::Uninitialized(DType::kF32, {m, H});
     ExpertForward(isa, w, xe, &ye);
     for (int64_t j = 0; j < m; ++j) {
       std::copy_n(ye.data<float>() + j * H, H, y + order[begin + j] * H);

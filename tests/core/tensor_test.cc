@@ -41,6 +41,16 @@ TEST(TensorTest, ZerosIsZeroFilledAndAligned) {
   EXPECT_EQ(Tensor::Zeros(DType::kBF16, {7}).nbytes(), 14u);
 }
 
+TEST(TensorTest, UninitializedHasItsShapeAndIsAligned) {
+  Tensor t = Tensor::Uninitialized(DType::kI32, {3, 7});
+  EXPECT_EQ(t.shape(), (Shape{3, 7}));
+  EXPECT_EQ(t.nbytes(), 84u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % 64, 0u);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = static_cast<int32_t>(i);
+  EXPECT_EQ(t.data<int32_t>()[20], 20);
+  EXPECT_EQ(Tensor::Uninitialized(DType::kF32, {0, 4}).nbytes(), 0u);
+}
+
 TEST(TensorTest, SliceSharesTheBuffer) {
   Tensor t = Tensor::Zeros(DType::kI32, {4, 3});
   for (int i = 0; i < 12; ++i) t.data<int32_t>()[i] = i;

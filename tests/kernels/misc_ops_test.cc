@@ -28,6 +28,24 @@ TEST_P(MiscOpsTest, AllocateRejectsBadShapes) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(backend().Allocate(DType::kF32, {int64_t{1} << 40, int64_t{1} << 40}).status().code(),
             absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(backend().AllocateUninitialized(DType::kF32, {2, -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend()
+                .AllocateUninitialized(DType::kF32, {int64_t{1} << 40, int64_t{1} << 40})
+                .status()
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_P(MiscOpsTest, UninitializedAllocationTakesAWholeWrite) {
+  std::mt19937 rng(5);
+  const Tensor x = RandomBF16({4, 33}, &rng);
+  absl::StatusOr<Tensor> t = backend().AllocateUninitialized(DType::kBF16, {4, 33});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->shape(), (Shape{4, 33}));
+  EXPECT_EQ(t->device(), backend().device());
+  backend().Copy(ToDevice(x), &*t);
+  ExpectAllClose(ToHost(*t), ToDoubles(x), 0.0, 0.0);
 }
 
 TEST_P(MiscOpsTest, CopyRoundTrips) {
