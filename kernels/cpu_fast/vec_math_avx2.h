@@ -9,26 +9,49 @@
 
 namespace jamba::kernels::avx2 {
 
-// exp(v), with v clamped to [-88.38, 88.38] (tiny results flush to 0).
-JAMBA_AVX2 inline __m256 Exp(__m256 v) {
-  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-88.3762626647949f)),
-                    _mm256_set1_ps(88.3762626647949f));
+// exp(v[i]) for each i in place, v clamped to [-88.38, 88.38] (tiny results
+// flush to 0). Each step is applied to all kN vectors before the next, so
+// that kN > 1 overlaps their latencies; every lane's result is the same for
+// any kN.
+template <int kN>
+JAMBA_AVX2 inline void ExpN(__m256 (&v)[kN]) {
+  __m256 n[kN], r[kN], p[kN];
+  for (int i = 0; i < kN; ++i) {
+    v[i] = _mm256_min_ps(_mm256_max_ps(v[i], _mm256_set1_ps(-88.3762626647949f)),
+                         _mm256_set1_ps(88.3762626647949f));
+  }
   // v = n ln2 + r, |r| <= ln2 / 2, with ln2 split in two for accuracy.
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  for (int i = 0; i < kN; ++i) {
+    n[i] = _mm256_round_ps(_mm256_mul_ps(v[i], _mm256_set1_ps(1.44269504088896341f)),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  for (int i = 0; i < kN; ++i) r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(0.693359375f), v[i]);
+  for (int i = 0; i < kN; ++i) r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(-2.12194440e-4f), r[i]);
+  for (int i = 0; i < kN; ++i) {
+    p[i] =
+        _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[i], _mm256_set1_ps(1.3981999507e-3f));
+  }
+  for (int i = 0; i < kN; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(8.3334519073e-3f));
+  for (int i = 0; i < kN; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(4.1665795894e-2f));
+  for (int i = 0; i < kN; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(1.6666665459e-1f));
+  for (int i = 0; i < kN; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(5.0000001201e-1f));
+  for (int i = 0; i < kN; ++i) {
+    p[i] =
+        _mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), _mm256_add_ps(r[i], _mm256_set1_ps(1.0f)));
+  }
   // 2^n from the exponent bits; n = -127 gives 0.
-  const __m256i e =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  for (int i = 0; i < kN; ++i) {
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
+    v[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(e));
+  }
+}
+
+// exp(v): ExpN on one vector.
+JAMBA_AVX2 inline __m256 Exp(__m256 v) {
+  __m256 one[1] = {v};
+  ExpN(one);
+  return one[0];
 }
 
 // log(v) for finite v > 0.
