@@ -176,7 +176,7 @@ void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int6
   const int64_t x_strips = (M + kMR - 1) / kMR;
   float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][lane_x]
   ThreadPool& pool = ThreadPool::Default();
-  pool.ParallelFor(x_strips, 16, [&](int64_t s0, int64_t s1) {
+  pool.ParallelFor(x_strips, 4, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
       PackX(x + s * kMR * K, K, mr, K, K8, lane_x, xp + s * strip_x);
