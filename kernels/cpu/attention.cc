@@ -13,9 +13,8 @@
 #include "kernels/cpu/ops.h"
 
 namespace jamba::kernels {
-namespace {
 
-void CheckParams(const AttentionParams& p) {
+void CheckAttention(const AttentionParams& p) {
   const char* op = "Attention";
   CheckHost(p.q, op, "q");
   CheckHost(p.k_cache, op, "k_cache");
@@ -43,6 +42,8 @@ void CheckParams(const AttentionParams& p) {
       << op << ": k_cache " << p.k_cache.DebugString() << " v_cache " << p.v_cache.DebugString()
       << " (want both f32 or both bf16)";
 }
+
+namespace {
 
 // Row j of KV head kv of a cache [T, n_kv, hd] as f32: the cache itself
 // when it is f32, else decoded into `scratch` [hd].
@@ -96,7 +97,7 @@ void AttendOne(const AttentionParams& p, int64_t head, int64_t i, float* s, floa
 }  // namespace
 
 void CpuAttention(const AttentionParams& p) {
-  CheckParams(p);
+  CheckAttention(p);
   const int64_t L = p.q.dim(0);
   // Work item (head, i) = head * L + i.
   ThreadPool::Default().ParallelFor(p.n_heads * L, 1, [&](int64_t begin, int64_t end) {

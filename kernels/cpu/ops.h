@@ -42,6 +42,8 @@ void CpuSelectiveScan(const SelectiveScanParams& p);
 
 // See AttentionParams. p.out may alias p.q.
 void CpuAttention(const AttentionParams& p);
+// CpuAttention's argument checks (JAMBA_CHECK), for other implementations.
+void CheckAttention(const AttentionParams& p);
 
 // Softmax over logits[L,E] in f32, then per row the top k probabilities in
 // descending order (ties: lower expert id first), not renormalised.

@@ -53,7 +53,7 @@ void FastCpuBackend::CausalConv1d(const CausalConv1dParams& p) { FastCausalConv1
 
 void FastCpuBackend::SelectiveScan(const SelectiveScanParams& p) { FastSelectiveScan(isa_, p); }
 
-void FastCpuBackend::Attention(const AttentionParams& p) { CpuAttention(p); }
+void FastCpuBackend::Attention(const AttentionParams& p) { FastAttention(isa_, p); }
 
 absl::Status FastCpuBackend::MambaStep(const MambaStepParams& p) {
   if (FastMambaStep(isa_, p)) return absl::OkStatus();

@@ -21,6 +21,11 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
 // See SelectiveScanParams: 8 channels per AVX2 vector, vector exp.
 void FastSelectiveScan(CpuIsa isa, const SelectiveScanParams& p);
 
+// See AttentionParams: the reference's maths with 8 keys' scores, the
+// softmax and the weighted values in AVX2 vectors (head_dim a multiple of 8;
+// others and the portable tier use CpuAttention). p.out may alias p.q.
+void FastAttention(CpuIsa isa, const AttentionParams& p);
+
 // See CausalConv1dParams: the reference conv with a vectorised SiLU.
 void FastCausalConv1d(CpuIsa isa, const CausalConv1dParams& p);
 

@@ -121,6 +121,30 @@ TEST_P(AttentionTest, Bf16Cache) {
   CheckPrefill({3, 1, 16}, 1, 9, 60, /*bf16=*/true);
 }
 
+TEST_P(AttentionTest, WideHeadsOverManyKeys) {
+  // Key counts around multiples of 8, past the vector path's blocks of keys.
+  CheckPrefill({4, 2, 64}, 37, 11, 61);
+  CheckPrefill({2, 1, 128}, 9, 0, 62, /*bf16=*/true);
+}
+
+TEST_P(AttentionTest, OutputMayAliasQuery) {
+  const Shape4 s = {4, 2, 32};
+  const int64_t L = 19;
+  std::mt19937 rng(63);
+  const Tensor q = RandomF32({L, s.n_heads * s.head_dim}, &rng);
+  const Tensor k = RandomCache(L, L, s, &rng), v = RandomCache(L, L, s, &rng);
+  AttentionParams p;
+  p.q = ToDevice(q);
+  p.k_cache = ToDevice(k);
+  p.v_cache = ToDevice(v);
+  p.n_heads = s.n_heads;
+  p.n_kv_heads = s.n_kv_heads;
+  p.head_dim = s.head_dim;
+  p.out = p.q;
+  backend().Attention(p);
+  ExpectAllClose(ToHost(p.out), RefAttention(q, k, v, 0, s), kRtolF32, kAtolF32);
+}
+
 TEST_P(AttentionTest, DecodeEqualsPrefillRow) {
   const Shape4 s = {6, 2, 12};
   const int64_t L = 7, T = 10, qd = s.n_heads * s.head_dim;
