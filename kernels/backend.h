@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/tensor.h"
 #include "kernels/params.h"
 
@@ -47,6 +48,12 @@ class Backend {
   virtual absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) { return w; }
   // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]).  PyTorch: F.linear(x, w, bias)
   virtual void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) = 0;
+  // MatMul of one x with several weights, e.g. q, k and v. The results are
+  // those of a MatMul per output; a backend may share the work on x between
+  // them. No y may alias x.
+  virtual void MultiMatMul(const Tensor& x, absl::Span<const MatMulOutput> outs) {
+    for (const MatMulOutput& o : outs) MatMul(x, *o.w, o.bias, o.y);
+  }
   // y[M,D] = g ⊙ x / sqrt(mean(x², -1) + eps).  gain: [D] f32
   virtual void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) = 0;
   // y[L,H] = table[ids].  ids: [L] i32 with 0 <= id < V (CHECKed)

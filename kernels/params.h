@@ -10,6 +10,13 @@
 
 namespace jamba::kernels {
 
+// One output of Backend::MultiMatMul: y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]).
+struct MatMulOutput {
+  const Tensor* w;
+  const Tensor* bias;  // or nullptr
+  Tensor* y;
+};
+
 // Depthwise causal conv1d followed by SiLU, continuing from a saved state:
 //   c_t[d] = b[d] + sum_k w[d,k] * xx[t + k, d],  xx = concat(conv_state, x)
 //   y_t = silu(c_t)

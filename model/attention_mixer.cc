@@ -37,9 +37,7 @@ absl::Status AttentionMixer::Forward(kernels::Backend* b, const Tensor& x,
   ASSIGN_OR_RETURN(Tensor q, b->AllocateUninitialized(DType::kF32, {T, q_width}));
   ASSIGN_OR_RETURN(Tensor k, b->AllocateUninitialized(DType::kF32, {T, kv_width}));
   ASSIGN_OR_RETURN(Tensor v, b->AllocateUninitialized(DType::kF32, {T, kv_width}));
-  b->MatMul(x, q_proj_, nullptr, &q);
-  b->MatMul(x, k_proj_, nullptr, &k);
-  b->MatMul(x, v_proj_, nullptr, &v);
+  b->MultiMatMul(x, {{&q_proj_, nullptr, &q}, {&k_proj_, nullptr, &k}, {&v_proj_, nullptr, &v}});
 
   // attn_output = softmax(q kᵀ / sqrt(hd) + causal_mask) v: [T, n_heads*hd]
   ASSIGN_OR_RETURN(Tensor attn, b->AllocateUninitialized(DType::kF32, {T, q_width}));

@@ -23,8 +23,7 @@ absl::Status GatedMlp::Forward(kernels::Backend* backend, const Tensor& x, Tenso
   // g = gate_proj(x), u = up_proj(x): [n, I]
   ASSIGN_OR_RETURN(Tensor g, backend->AllocateUninitialized(DType::kF32, {n, inter}));
   ASSIGN_OR_RETURN(Tensor u, backend->AllocateUninitialized(DType::kF32, {n, inter}));
-  backend->MatMul(x, gate_proj_, nullptr, &g);
-  backend->MatMul(x, up_proj_, nullptr, &u);
+  backend->MultiMatMul(x, {{&gate_proj_, nullptr, &g}, {&up_proj_, nullptr, &u}});
   // g = act_fn(g) * u: [n, I]
   backend->SiluMul(g, u, &g);
   // out = down_proj(g): [n, H]

@@ -68,8 +68,8 @@ absl::Status MambaMixer::Forward(kernels::Backend* b, const Tensor& x,
   // 1. [u_raw | z] = in_proj(x): [T, Di] each
   ASSIGN_OR_RETURN(Tensor u_raw, alloc({T, Di}));
   ASSIGN_OR_RETURN(Tensor z, alloc({T, Di}));
-  b->MatMul(x, in_proj_x_, in_bias_x_.defined() ? &in_bias_x_ : no_bias, &u_raw);
-  b->MatMul(x, in_proj_z_, in_bias_z_.defined() ? &in_bias_z_ : no_bias, &z);
+  b->MultiMatMul(x, {{&in_proj_x_, in_bias_x_.defined() ? &in_bias_x_ : no_bias, &u_raw},
+                     {&in_proj_z_, in_bias_z_.defined() ? &in_bias_z_ : no_bias, &z}});
 
   // 2-6 as one op when every sequence has one token (decode): [T, Di]
   const bool decode = static_cast<int64_t>(sequences.size()) == T &&
@@ -98,9 +98,8 @@ absl::Status MambaMixer::Forward(kernels::Backend* b, const Tensor& x,
   ASSIGN_OR_RETURN(Tensor dt_low, alloc({T, R}));
   ASSIGN_OR_RETURN(Tensor B, alloc({T, N}));
   ASSIGN_OR_RETURN(Tensor C, alloc({T, N}));
-  b->MatMul(u, x_proj_dt_, nullptr, &dt_low);
-  b->MatMul(u, x_proj_B_, nullptr, &B);
-  b->MatMul(u, x_proj_C_, nullptr, &C);
+  b->MultiMatMul(
+      u, {{&x_proj_dt_, no_bias, &dt_low}, {&x_proj_B_, no_bias, &B}, {&x_proj_C_, no_bias, &C}});
 
   // 4. time_step = dt_layernorm(time_step); B = b_layernorm(B); C = c_layernorm(C)
   if (dt_norm_.defined()) {

@@ -35,6 +35,10 @@ void FastCpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias
   FastMatMul(isa_, x, w, bias, y);
 }
 
+void FastCpuBackend::MultiMatMul(const Tensor& x, absl::Span<const MatMulOutput> outs) {
+  FastMultiMatMul(isa_, x, outs);
+}
+
 void FastCpuBackend::RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) {
   CpuRmsNorm(x, gain, eps, y);
 }

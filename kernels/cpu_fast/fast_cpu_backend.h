@@ -33,6 +33,7 @@ class FastCpuBackend final : public Backend {
   // but the portable one and AVX512_BF16's bf16 weights (its vdpbf16ps tile
   // reads rows); w itself otherwise.
   absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) override;
+  void MultiMatMul(const Tensor& x, absl::Span<const MatMulOutput> outs) override;
   void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
   void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
   void Embedding(const Tensor& table, const Tensor& ids, Tensor* y) override;

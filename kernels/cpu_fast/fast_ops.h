@@ -5,6 +5,7 @@
 // Like the reference ops, calls must not be nested inside a ParallelFor.
 #pragma once
 
+#include "absl/types/span.h"
 #include "core/tensor.h"
 #include "kernels/cpu_fast/isa.h"
 #include "kernels/params.h"
@@ -17,6 +18,11 @@ namespace jamba::kernels {
 // hi/lo bf16 split of x); F16 w and the portable tier use CpuMatMul. Every
 // output row depends only on its own x row (batch invariant).
 void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y);
+
+// FastMatMul for each output, bit for bit; where all run on the packed GEMM
+// (same weight dtype, M >= 8) x is packed once and all their blocks share
+// one parallel pass.
+void FastMultiMatMul(CpuIsa isa, const Tensor& x, absl::Span<const MatMulOutput> outs);
 
 // See SelectiveScanParams: 8 channels per AVX2 vector, vector exp.
 void FastSelectiveScan(CpuIsa isa, const SelectiveScanParams& p);

@@ -33,8 +33,12 @@ void ExpertForward(CpuIsa isa, const ExpertMlpWeights& w, const Tensor& x, Tenso
   Tensor g = Tensor::Uninitialized(DType::kF32, {m, I});  // gate · x, then the activation a
   Tensor u = Tensor::Uninitialized(DType::kF32, {m, I});  // up · x
   // PyTorch: F.silu(self.gate_proj(x)) * self.up_proj(x)
-  Project(isa, x, w.gate, w.gate_scale, &g);
-  Project(isa, x, w.up, w.up_scale, &u);
+  if (w.gate.dtype() == DType::kI8 || w.up.dtype() == DType::kI8) {
+    Project(isa, x, w.gate, w.gate_scale, &g);
+    Project(isa, x, w.up, w.up_scale, &u);
+  } else {
+    FastMultiMatMul(isa, x, {{&w.gate, nullptr, &g}, {&w.up, nullptr, &u}});
+  }
   for (int64_t r = 0; r < m; ++r) {
     Tensor g_row = g.Slice(r, r + 1);  // [1, I]
     FastSiluMul(isa, g_row, u.Slice(r, r + 1), &g_row);

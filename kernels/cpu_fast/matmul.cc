@@ -155,4 +155,30 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
   });
 }
 
+void FastMultiMatMul(CpuIsa isa, const Tensor& x, absl::Span<const MatMulOutput> outs) {
+  // One packed pass when every output would take PackedMatMulAvx2 on its own.
+  bool shared = isa != CpuIsa::kPortable && !outs.empty() && x.defined() && x.rank() == 2 &&
+                x.dim(0) >= kPackedMinRows;
+  const DType dtype = shared ? outs[0].w->dtype() : DType::kF32;
+  for (const MatMulOutput& o : outs) {
+    const bool panels = o.w->layout() == Layout::kBackendPacked;
+    const bool dpbf16 = isa == CpuIsa::kAvx512Bf16 && o.w->dtype() == DType::kBF16;
+    shared = shared && o.w->dtype() == dtype && (dtype == DType::kF32 || dtype == DType::kBF16) &&
+             (panels || !dpbf16);
+  }
+  if (!shared) {
+    for (const MatMulOutput& o : outs) FastMatMul(isa, x, *o.w, o.bias, o.y);
+    return;
+  }
+  std::vector<PackedMatMulJob> jobs;
+  for (const MatMulOutput& o : outs) {
+    CheckArgs(x, *o.w, o.bias, *o.y);
+    if (o.w->dim(0) == 0) continue;
+    jobs.push_back({o.w->raw_data(), o.w->layout() == Layout::kBackendPacked, o.w->dim(0),
+                    o.bias != nullptr ? o.bias->data<float>() : nullptr, o.y->data<float>()});
+  }
+  if (jobs.empty()) return;
+  PackedMatMulsAvx2(x.data<float>(), x.dim(0), x.dim(1), dtype == DType::kBF16, jobs);
+}
+
 }  // namespace jamba::kernels

@@ -10,10 +10,12 @@
 // then added in that same order. Every output is therefore bit-identical to
 // the GEMV path, whatever M: a row's result does not depend on its batch.
 //
-// x is packed once into strips of 6 rows; each thread packs its blocks of w
-// rows (about kBlockBytes, kept in L2; bf16 widened exactly) into strips of
-// 16 rows, unless w is already in lane panels (lane_panels.h): then f32
-// panels are read in place and bf16 ones only widened. Lanes double as K blocks: a group of x
+// x is packed once into strips of 6 rows, also when several weights share it
+// (PackedMatMulsAvx2: q, k and v; then the blocks of all of them share one
+// parallel pass); each thread packs its blocks of w rows (about kBlockBytes,
+// kept in L2; bf16 widened exactly) into strips of 16 rows, unless w is
+// already in lane panels (lane_panels.h): then f32 panels are read in place
+// and bf16 ones only widened. Lanes double as K blocks: a group of x
 // strips runs against one w strip lane by lane, and each lane in pieces of kSteps values of c, so
 // the piece of w and the group's pieces of x stay in L1; the lane sums wait in a small buffer until
 // the group's tiles are combined.
@@ -163,105 +165,150 @@ void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, int64_t
   PackW(staged, K, nr, K, K8, lane_w, dst);
 }
 
-// w [N, K] row-major, or in lane panels (lane_panels.h) when `panels`.
+// What every block of a call shares: x packed into strips, and its shape.
+struct PackedX {
+  int64_t M, K, K8, lane_x, strip_x, x_strips, group;
+  const float* xp;  // [x_strips][8][lane_x]
+};
+
+// A strip packed here has its lane sections one cache line more than
+// K8 * 16 floats apart: at a power-of-two stride (K = 256, 512, 2048...) the
+// transpose's 8 stores per step all fall in one L1 set and evict each other.
+// Lane panels made at load time are read as they are.
+int64_t LaneWidth(int64_t K8, bool panels) { return panels ? K8 * kNR : K8 * kNR + 16; }
+
+// Rows [n0, n1) of job's w against all of x. wp: scratch for the block's
+// f32 panels unless they are read in place; [ahead, ahead_end): the next
+// block's weights, read ahead.
 template <typename WType>
-void Run(const float* x, int64_t M, int64_t K, const WType* w, bool panels, int64_t N,
-         const float* bias, float* y) {
-  const int64_t K8 = (K + 7) / 8, lane_x = K8 * kMR + 2, strip_x = 8 * lane_x;
-  // A strip packed here has its lane sections one cache line more than
-  // K8 * 16 floats apart: at a power-of-two stride (K = 256, 512, 2048...)
-  // the transpose's 8 stores per step all fall in one L1 set and evict each
-  // other. Lane panels made at load time are read as they are.
-  const int64_t lane_w = panels ? K8 * kNR : K8 * kNR + 16, strip_w = 8 * lane_w;
-  const int64_t x_strips = (M + kMR - 1) / kMR;
-  float* const xp = Scratch<float>(0, x_strips * strip_x);  // [x_strips][8][lane_x]
+void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t n1, float* wp,
+              float* part, WType* staged, const char* ahead, const char* ahead_end) {
+  const int64_t K = px.K, K8 = px.K8, N = job.N;
+  const int64_t lane_w = LaneWidth(K8, job.w_panels), strip_w = 8 * lane_w;
+  const WType* w = static_cast<const WType*>(job.w);
+  // The f32 panels of the block's strips: [strips][8][lane_w]. f32 lane
+  // panels are read in place; anything else is put in f32 panels first.
+  const float* block_panels = wp;
+  if (job.w_panels && sizeof(WType) == sizeof(float)) {
+    block_panels = reinterpret_cast<const float*>(w + n0 * K);  // WType is float
+  } else {
+    for (int64_t n = n0; n < n1; n += kNR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+      StripToF32Panels(w + n * K, job.w_panels, nr, K, K8, lane_w, staged,
+                       wp + (n - n0) / kNR * strip_w);
+    }
+  }
+  // Groups of x strips against one w strip, lane by lane: the w lane section
+  // stays in L1 across the group, the group's x in L2. While the first group
+  // runs, the next block's rows are read ahead, spread evenly over its
+  // tiles, so that the copy above (or, in place, the first group) finds them
+  // in cache.
+  const int64_t first_tiles = (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) *
+                              std::min(px.group, px.x_strips);
+  const int64_t ahead_per_tile =
+      ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
+  for (int64_t g0 = 0; g0 < px.x_strips; g0 += px.group) {
+    const int64_t g1 = std::min(px.x_strips, g0 + px.group);
+    for (int64_t n = n0; n < n1; n += kNR) {
+      const float* ws = block_panels + (n - n0) / kNR * strip_w;
+      for (int l = 0; l < 8; ++l) {
+        for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
+          const int64_t steps = std::min(kSteps, K8 - c0);
+          for (int64_t g = g0; g < g1; ++g) {
+            for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
+              _mm_prefetch(ahead, _MM_HINT_T1);
+            }
+            LaneTile(px.xp + g * px.strip_x + l * px.lane_x + c0 * kMR, ws + l * lane_w + c0 * kNR,
+                     steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
+          }
+        }
+      }
+      const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+      for (int64_t g = g0; g < g1; ++g) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, px.M - g * kMR));
+        CombineLaneSums(part + (g - g0) * 8 * kMR * kNR,
+                        job.bias != nullptr ? job.bias + n : nullptr, job.y + g * kMR * N + n, N,
+                        mr, nr);
+      }
+    }
+  }
+}
+
+// Rows [n0, n1) of jobs[job]'s w.
+struct Block {
+  int64_t job, n0, n1;
+};
+
+// x packed once, then every job's blocks of w rows in one parallel pass.
+template <typename WType>
+void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob> jobs) {
+  PackedX px;
+  px.M = M;
+  px.K = K;
+  px.K8 = (K + 7) / 8;
+  px.lane_x = px.K8 * kMR + 2;
+  px.strip_x = 8 * px.lane_x;
+  px.x_strips = (M + kMR - 1) / kMR;
+  px.group = std::clamp<int64_t>(kGroupBytes / (px.strip_x * 4), 1, kMaxGroup);
+  float* const xp = Scratch<float>(0, px.x_strips * px.strip_x);
+  px.xp = xp;
   ThreadPool& pool = ThreadPool::Default();
-  pool.ParallelFor(x_strips, 4, [&](int64_t s0, int64_t s1) {
+  pool.ParallelFor(px.x_strips, 4, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
-      PackX(x + s * kMR * K, K, mr, K, K8, lane_x, xp + s * strip_x);
+      PackX(x + s * kMR * K, K, mr, K, px.K8, px.lane_x, xp + s * px.strip_x);
     }
   });
 
-  // Blocks of w rows: whole strips, about kBlockBytes packed, and small
-  // enough that every thread gets one.
+  // Each job's w in blocks: whole strips, about kBlockBytes packed, and
+  // small enough that every thread gets one of each job.
   const int64_t threads = pool.num_threads();
-  int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
-  strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
-  const int64_t block = std::max<int64_t>(1, strips) * kNR;
-  const int64_t num_blocks = (N + block - 1) / block;
-  const int64_t group = std::clamp<int64_t>(kGroupBytes / (strip_x * 4), 1, kMaxGroup);
-  // f32 lane panels are read in place; anything else is put in a block of
-  // f32 panels first.
-  const bool in_place = panels && sizeof(WType) == sizeof(float);
-  pool.ParallelFor(num_blocks, 1, [&](int64_t b0, int64_t b1) {
+  std::vector<Block> blocks;
+  int64_t wp_floats = 0;  // the largest block that is not read in place
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const int64_t N = jobs[j].N, strip_w = 8 * LaneWidth(px.K8, jobs[j].w_panels);
+    int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
+    strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
+    const int64_t block = std::max<int64_t>(1, strips) * kNR;
+    for (int64_t n0 = 0; n0 < N; n0 += block) {
+      blocks.push_back({static_cast<int64_t>(j), n0, std::min(N, n0 + block)});
+    }
+    if (!(jobs[j].w_panels && sizeof(WType) == sizeof(float))) {
+      wp_floats = std::max(wp_floats, block / kNR * strip_w);
+    }
+  }
+  auto rows_of = [&](const Block& b, int64_t n) {
+    return reinterpret_cast<const char*>(static_cast<const WType*>(jobs[b.job].w) + n * K);
+  };
+  pool.ParallelFor(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
-    float* const wp = in_place ? nullptr : Scratch<float>(1, block / kNR * strip_w);
-    float* const part = Scratch<float>(2, group * 8 * kMR * kNR);         // [group][8][6][16]
-    WType* const staged = panels ? nullptr : Scratch<WType>(3, kNR * K);  // [16][K]
+    float* const wp = wp_floats > 0 ? Scratch<float>(1, wp_floats) : nullptr;
+    float* const part = Scratch<float>(2, px.group * 8 * kMR * kNR);  // [group][8][6][16]
+    WType* const staged = Scratch<WType>(3, kNR * K);                 // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n0 = b * block, n1 = std::min(N, n0 + block);
-      // The f32 panels of the block's strips: [strips][8][lane_w].
-      const float* block_panels = wp;
-      if (in_place) {
-        block_panels = reinterpret_cast<const float*>(w + n0 * K);  // WType is float
-      } else {
-        for (int64_t n = n0; n < n1; n += kNR) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-          StripToF32Panels(w + n * K, panels, nr, K, K8, lane_w, staged,
-                           wp + (n - n0) / kNR * strip_w);
-        }
-      }
-      // Groups of x strips against one w strip, lane by lane: the w lane
-      // section stays in L1 across the group, the group's x in L2. While
-      // the first group runs, the next block's rows are read ahead, spread
-      // evenly over its tiles, so that the copy above (or, in place, the
-      // first group) finds them in cache.
-      const char* ahead = b + 1 < b1 ? reinterpret_cast<const char*>(w + n1 * K) : nullptr;
-      const char* ahead_end = ahead != nullptr
-                                  ? reinterpret_cast<const char*>(w + std::min(N, n1 + block) * K)
-                                  : nullptr;
-      const int64_t first_tiles =
-          (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) * std::min(group, x_strips);
-      const int64_t ahead_per_tile =
-          ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
-      for (int64_t g0 = 0; g0 < x_strips; g0 += group) {
-        const int64_t g1 = std::min(x_strips, g0 + group);
-        for (int64_t n = n0; n < n1; n += kNR) {
-          const float* ws = block_panels + (n - n0) / kNR * strip_w;
-          for (int l = 0; l < 8; ++l) {
-            for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
-              const int64_t steps = std::min(kSteps, K8 - c0);
-              for (int64_t g = g0; g < g1; ++g) {
-                for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
-                  _mm_prefetch(ahead, _MM_HINT_T1);
-                }
-                LaneTile(xp + g * strip_x + l * lane_x + c0 * kMR, ws + l * lane_w + c0 * kNR,
-                         steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
-              }
-            }
-          }
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-          for (int64_t g = g0; g < g1; ++g) {
-            const int mr = static_cast<int>(std::min<int64_t>(kMR, M - g * kMR));
-            CombineLaneSums(part + (g - g0) * 8 * kMR * kNR, bias != nullptr ? bias + n : nullptr,
-                            y + g * kMR * N + n, N, mr, nr);
-          }
-        }
-      }
+      const Block& blk = blocks[b];
+      const char* ahead = b + 1 < b1 ? rows_of(blocks[b + 1], blocks[b + 1].n0) : nullptr;
+      const char* ahead_end = b + 1 < b1 ? rows_of(blocks[b + 1], blocks[b + 1].n1) : nullptr;
+      RunBlock<WType>(px, jobs[blk.job], blk.n0, blk.n1, wp, part, staged, ahead, ahead_end);
     }
   });
 }
 
 }  // namespace
 
+void PackedMatMulsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
+                       absl::Span<const PackedMatMulJob> jobs) {
+  if (w_bf16) {
+    Run<uint16_t>(x, M, K, jobs);
+  } else {
+    Run<float>(x, M, K, jobs);
+  }
+}
+
 void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
                       bool w_panels, int64_t N, const float* bias, float* y) {
-  if (w_bf16) {
-    Run(x, M, K, static_cast<const uint16_t*>(w), w_panels, N, bias, y);
-  } else {
-    Run(x, M, K, static_cast<const float*>(w), w_panels, N, bias, y);
-  }
+  const PackedMatMulJob job = {w, w_panels, N, bias, y};
+  PackedMatMulsAvx2(x, M, K, w_bf16, {&job, 1});
 }
 
 }  // namespace jamba::kernels

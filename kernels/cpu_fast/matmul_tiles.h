@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "absl/types/span.h"
+
 namespace jamba::kernels {
 
 struct MatMulTile {
@@ -48,6 +50,21 @@ void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
 // w_panels, in lane panels (lane_panels.h). REQUIRES: AVX2 + FMA.
 void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
                       bool w_panels, int64_t N, const float* bias, float* y);
+
+// One weight of PackedMatMulsAvx2: y[M,N] = x · w[N,K]ᵀ (+ bias).
+struct PackedMatMulJob {
+  const void* w;  // F32 or BF16 (as the call says), row-major or in lane panels
+  bool w_panels;
+  int64_t N;
+  const float* bias;  // [N] or nullptr
+  float* y;           // [M, N]
+};
+
+// PackedMatMulAvx2 for several weights of one dtype against the same x: x
+// is packed once and the blocks of all of them run in one parallel pass.
+// Each y is bit-identical to a PackedMatMulAvx2 call of its own.
+void PackedMatMulsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
+                       absl::Span<const PackedMatMulJob> jobs);
 
 // The same for M <= 2 rows and w in lane panels: a GEMV reading each
 // thread's strips as one stream (panel_gemv.cc). REQUIRES: AVX2 + FMA,

@@ -237,6 +237,48 @@ TEST_P(MatMulTest, PreparedWeightGivesTheSameBits) {
   }
 }
 
+// MultiMatMul gives each output MatMul's bits, with weights prepared or not,
+// of one dtype or of several (which the fast backend runs one by one).
+TEST_P(MatMulTest, MultiMatMulEqualsOneMatMulPerWeight) {
+  std::mt19937 rng(11);
+  const int64_t K = 96;
+  for (const bool mixed : {false, true}) {
+    std::vector<Tensor> ws, biases;
+    for (const int64_t N : {16, 48, 33, 128}) {
+      const bool bf16 = mixed && N == 48;
+      Tensor w = ToDevice(bf16 ? RandomBF16({N, K}, &rng) : RandomF32({N, K}, &rng));
+      if (N != 33) {
+        absl::StatusOr<Tensor> prepared = backend().PrepareMatMulWeight(w);
+        ASSERT_TRUE(prepared.ok()) << prepared.status();
+        w = *std::move(prepared);
+      }
+      ws.push_back(std::move(w));
+      biases.push_back(ToDevice(RandomF32({N}, &rng)));
+    }
+    for (const int64_t M : {1, 5, 8, 37}) {
+      SCOPED_TRACE(::testing::Message() << "M " << M << " mixed dtypes " << mixed);
+      const Tensor xd = ToDevice(RandomF32({M, K}, &rng));
+      std::vector<Tensor> together, alone;
+      std::vector<MatMulOutput> outs;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        together.push_back(NewDevice(DType::kF32, {M, ws[i].dim(0)}));
+        alone.push_back(NewDevice(DType::kF32, {M, ws[i].dim(0)}));
+      }
+      for (size_t i = 0; i < ws.size(); ++i) {
+        outs.push_back({&ws[i], i % 2 == 1 ? &biases[i] : nullptr, &together[i]});
+        backend().MatMul(xd, ws[i], outs.back().bias, &alone[i]);
+      }
+      backend().MultiMatMul(xd, outs);
+      for (size_t i = 0; i < ws.size(); ++i) {
+        const std::vector<double> a = ToDoubles(ToHost(alone[i]));
+        const std::vector<double> t = ToDoubles(ToHost(together[i]));
+        for (size_t j = 0; j < a.size(); ++j)
+          ASSERT_EQ(a[j], t[j]) << "output " << i << " at " << j;
+      }
+    }
+  }
+}
+
 // The lane-panel layout itself: panels[s][l][c][j] = w[16s + j][8c + l],
 // in the weight's own dtype, for the shapes that fit it.
 TEST(LanePanelsTest, ElementsLieWhereTheLayoutSays) {
