@@ -156,15 +156,17 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
 }
 
 void FastMultiMatMul(CpuIsa isa, const Tensor& x, absl::Span<const MatMulOutput> outs) {
-  // One packed pass when every output would take PackedMatMulAvx2 on its own.
-  bool shared = isa != CpuIsa::kPortable && !outs.empty() && x.defined() && x.rank() == 2 &&
-                x.dim(0) >= kPackedMinRows;
+  // One parallel pass when every output would take the packed GEMM on its
+  // own (M >= 8), or every one the panel GEMV (M <= 2).
+  const int64_t M = x.defined() && x.rank() == 2 ? x.dim(0) : 0;
+  const bool gemv = M >= 1 && M <= kGemvMaxRows;
+  bool shared = isa != CpuIsa::kPortable && !outs.empty() && (gemv || M >= kPackedMinRows);
   const DType dtype = shared ? outs[0].w->dtype() : DType::kF32;
   for (const MatMulOutput& o : outs) {
     const bool panels = o.w->layout() == Layout::kBackendPacked;
     const bool dpbf16 = isa == CpuIsa::kAvx512Bf16 && o.w->dtype() == DType::kBF16;
     shared = shared && o.w->dtype() == dtype && (dtype == DType::kF32 || dtype == DType::kBF16) &&
-             (panels || !dpbf16);
+             (gemv ? panels : panels || !dpbf16);
   }
   if (!shared) {
     for (const MatMulOutput& o : outs) FastMatMul(isa, x, *o.w, o.bias, o.y);
@@ -178,7 +180,12 @@ void FastMultiMatMul(CpuIsa isa, const Tensor& x, absl::Span<const MatMulOutput>
                     o.bias != nullptr ? o.bias->data<float>() : nullptr, o.y->data<float>()});
   }
   if (jobs.empty()) return;
-  PackedMatMulsAvx2(x.data<float>(), x.dim(0), x.dim(1), dtype == DType::kBF16, jobs);
+  const bool bf16 = dtype == DType::kBF16;
+  if (gemv) {
+    PanelGemvsAvx2(x.data<float>(), M, x.dim(1), bf16, jobs);
+  } else {
+    PackedMatMulsAvx2(x.data<float>(), M, x.dim(1), bf16, jobs);
+  }
 }
 
 }  // namespace jamba::kernels

@@ -72,6 +72,12 @@ void PackedMatMulsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
 void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
                    const float* bias, float* y);
 
+// PanelGemvAvx2 for several weights of one dtype, all in lane panels,
+// against the same x: their strips in one parallel pass. Each y is
+// bit-identical to a PanelGemvAvx2 call of its own.
+void PanelGemvsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
+                    absl::Span<const PackedMatMulJob> jobs);
+
 // x[M, K] f32 -> the hi/lo rows Avx512Bf16Tile reads; ldx = 2 * Kp.
 void SplitToBf16HiLo(const float* x, int64_t M, int64_t K, int64_t ldx, uint16_t* out);
 

@@ -82,33 +82,48 @@ void GemvStrips(const float* x, int64_t K, const T* w, int64_t N, int64_t s0, in
   }
 }
 
+// The strips of all jobs' weights, in order, as one run cut into a
+// contiguous part per thread; a part may span several weights.
 template <typename T>
-void Run(const float* x, int M, int64_t K, const T* w, int64_t N, const float* bias, float* y) {
-  const int64_t strips = N / kNR;
+void Run(const float* x, int M, int64_t K, absl::Span<const PackedMatMulJob> jobs) {
+  int64_t strips = 0;
+  for (const PackedMatMulJob& job : jobs) strips += job.N / kNR;
   const int64_t threads = ThreadPool::Default().num_threads();
-  const int64_t per_part = (strips + threads - 1) / threads;
+  const int64_t per_part = std::max<int64_t>(1, (strips + threads - 1) / threads);
   const int64_t parts = (strips + per_part - 1) / per_part;
   ThreadPool::Default().ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
-    const int64_t s0 = p0 * per_part, s1 = std::min(strips, p1 * per_part);
-    if (M == 1) {
-      GemvStrips<1>(x, K, w, N, s0, s1, bias, y);
-    } else {
-      GemvStrips<2>(x, K, w, N, s0, s1, bias, y);
+    const int64_t g0 = p0 * per_part, g1 = std::min(strips, p1 * per_part);
+    int64_t first = 0;  // the first strip of the job below, in the whole run
+    for (const PackedMatMulJob& job : jobs) {
+      const int64_t s0 = std::max<int64_t>(g0 - first, 0);
+      const int64_t s1 = std::min<int64_t>(g1 - first, job.N / kNR);
+      const T* w = static_cast<const T*>(job.w);
+      if (s0 < s1 && M == 1) GemvStrips<1>(x, K, w, job.N, s0, s1, job.bias, job.y);
+      if (s0 < s1 && M == 2) GemvStrips<2>(x, K, w, job.N, s0, s1, job.bias, job.y);
+      first += job.N / kNR;
     }
   });
 }
 
 }  // namespace
 
+void PanelGemvsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
+                    absl::Span<const PackedMatMulJob> jobs) {
+  for (const PackedMatMulJob& job : jobs) {
+    JAMBA_CHECK(M >= 1 && M <= 2 && K % 8 == 0 && job.N % kNR == 0 && job.w_panels)
+        << "PanelGemvAvx2: M " << M << " K " << K << " N " << job.N;
+  }
+  if (w_bf16) {
+    Run<uint16_t>(x, static_cast<int>(M), K, jobs);
+  } else {
+    Run<float>(x, static_cast<int>(M), K, jobs);
+  }
+}
+
 void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
                    const float* bias, float* y) {
-  JAMBA_CHECK(M >= 1 && M <= 2 && K % 8 == 0 && N % kNR == 0)
-      << "PanelGemvAvx2: M " << M << " K " << K << " N " << N;
-  if (w_bf16) {
-    Run(x, static_cast<int>(M), K, static_cast<const uint16_t*>(w), N, bias, y);
-  } else {
-    Run(x, static_cast<int>(M), K, static_cast<const float*>(w), N, bias, y);
-  }
+  const PackedMatMulJob job = {w, true, N, bias, y};
+  PanelGemvsAvx2(x, M, K, w_bf16, {&job, 1});
 }
 
 }  // namespace jamba::kernels
