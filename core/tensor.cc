@@ -41,17 +41,20 @@ class ExternalBuffer final : public Buffer {
   std::shared_ptr<const void> owner_;
 };
 
-#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kPoisonUninitialized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+// Debug and sanitizer builds poison uninitialized buffers (GCC names the
+// sanitizers with macros, Clang with __has_feature).
+#if defined(__has_feature)
+#define JAMBA_HAS_FEATURE(x) __has_feature(x)
+#else
+#define JAMBA_HAS_FEATURE(x) 0
+#endif
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+    JAMBA_HAS_FEATURE(address_sanitizer) || JAMBA_HAS_FEATURE(thread_sanitizer)
 constexpr bool kPoisonUninitialized = true;
 #else
 constexpr bool kPoisonUninitialized = false;
 #endif
-#else
-constexpr bool kPoisonUninitialized = false;
-#endif
+#undef JAMBA_HAS_FEATURE
 
 // size bytes rounded up to whole cache lines (at least one), 64-byte aligned,
 // filled with `fill` unless fill < 0. nullptr on exhaustion.
@@ -62,6 +65,15 @@ std::shared_ptr<Buffer> AllocateAlignedHostBuffer(size_t size, int fill) {
   if (data == nullptr) return nullptr;
   if (fill >= 0) std::memset(data, fill, rounded);
   return std::make_shared<HostBuffer>(data, size);
+}
+
+// A host tensor from `allocate` (AllocateHostBuffer or its uninitialized
+// form), aborting on exhaustion.
+Tensor NewHostTensor(DType dtype, Shape shape, std::shared_ptr<Buffer> (*allocate)(size_t)) {
+  const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
+  std::shared_ptr<Buffer> buffer = allocate(bytes);
+  JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
+  return Tensor(dtype, std::move(shape), std::move(buffer));
 }
 
 }  // namespace
@@ -118,17 +130,11 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t 
 }
 
 Tensor Tensor::Zeros(DType dtype, Shape shape) {
-  const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
-  std::shared_ptr<Buffer> buffer = AllocateHostBuffer(bytes);
-  JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
-  return Tensor(dtype, std::move(shape), std::move(buffer));
+  return NewHostTensor(dtype, std::move(shape), AllocateHostBuffer);
 }
 
 Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
-  const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
-  std::shared_ptr<Buffer> buffer = AllocateUninitializedHostBuffer(bytes);
-  JAMBA_CHECK(buffer != nullptr) << "out of host memory allocating " << bytes << " bytes";
-  return Tensor(dtype, std::move(shape), std::move(buffer));
+  return NewHostTensor(dtype, std::move(shape), AllocateUninitializedHostBuffer);
 }
 
 int64_t Tensor::dim(int i) const {

@@ -11,13 +11,13 @@ namespace jamba::kernels {
 
 std::string FastCpuBackend::name() const { return absl::StrCat("cpu-fast/", CpuIsaName(isa_)); }
 
+FastCpuBackend::FastCpuBackend(CpuIsa isa) : isa_(isa), allocator_(CreateCpuBackend()) {}
+
 absl::StatusOr<Tensor> FastCpuBackend::Allocate(DType dtype, Shape shape) {
-  if (allocator_ == nullptr) allocator_ = CreateCpuBackend();
   return allocator_->Allocate(dtype, std::move(shape));
 }
 
 absl::StatusOr<Tensor> FastCpuBackend::AllocateUninitialized(DType dtype, Shape shape) {
-  if (allocator_ == nullptr) allocator_ = CreateCpuBackend();
   return allocator_->AllocateUninitialized(dtype, std::move(shape));
 }
 

@@ -18,7 +18,7 @@ namespace jamba::kernels {
 
 class FastCpuBackend final : public Backend {
  public:
-  explicit FastCpuBackend(CpuIsa isa) : isa_(isa) {}
+  explicit FastCpuBackend(CpuIsa isa);
 
   CpuIsa isa() const { return isa_; }
   Device device() const override { return Device::kCpu; }
@@ -33,8 +33,8 @@ class FastCpuBackend final : public Backend {
   // but the portable one and AVX512_BF16's bf16 weights (its vdpbf16ps tile
   // reads rows); w itself otherwise.
   absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) override;
-  void MultiMatMul(const Tensor& x, absl::Span<const MatMulOutput> outs) override;
   void MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) override;
+  void MultiMatMul(const Tensor& x, absl::Span<const MatMulOutput> outs) override;
   void RmsNorm(const Tensor& x, const Tensor& gain, float eps, Tensor* y) override;
   void Embedding(const Tensor& table, const Tensor& ids, Tensor* y) override;
   void Add(const Tensor& a, const Tensor& b, Tensor* y) override;
@@ -55,7 +55,7 @@ class FastCpuBackend final : public Backend {
 
  private:
   const CpuIsa isa_;
-  std::unique_ptr<Backend> allocator_;  // a CpuBackend, for Allocate
+  const std::unique_ptr<Backend> allocator_;  // a CpuBackend, for Allocate
 };
 
 // A FastCpuBackend for DetectCpuIsa().

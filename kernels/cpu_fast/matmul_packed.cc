@@ -264,7 +264,8 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   // small enough that every thread gets one of each job.
   const int64_t threads = pool.num_threads();
   std::vector<Block> blocks;
-  int64_t wp_floats = 0;  // the largest block that is not read in place
+  int64_t wp_floats = 0;   // the largest block that is not read in place
+  bool row_major = false;  // some w is row-major, so strips are staged
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t N = jobs[j].N, strip_w = 8 * LaneWidth(px.K8, jobs[j].w_panels);
     int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
@@ -273,6 +274,7 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
     for (int64_t n0 = 0; n0 < N; n0 += block) {
       blocks.push_back({static_cast<int64_t>(j), n0, std::min(N, n0 + block)});
     }
+    row_major = row_major || !jobs[j].w_panels;
     if (!(jobs[j].w_panels && sizeof(WType) == sizeof(float))) {
       wp_floats = std::max(wp_floats, block / kNR * strip_w);
     }
@@ -283,8 +285,8 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   pool.ParallelFor(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
     float* const wp = wp_floats > 0 ? Scratch<float>(1, wp_floats) : nullptr;
-    float* const part = Scratch<float>(2, px.group * 8 * kMR * kNR);  // [group][8][6][16]
-    WType* const staged = Scratch<WType>(3, kNR * K);                 // [16][K]
+    float* const part = Scratch<float>(2, px.group * 8 * kMR * kNR);         // [group][8][6][16]
+    WType* const staged = row_major ? Scratch<WType>(3, kNR * K) : nullptr;  // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
       const Block& blk = blocks[b];
       const char* ahead = b + 1 < b1 ? rows_of(blocks[b + 1], blocks[b + 1].n0) : nullptr;

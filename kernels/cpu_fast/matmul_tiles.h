@@ -67,7 +67,7 @@ void PackedMatMulsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
                        absl::Span<const PackedMatMulJob> jobs);
 
 // The same for M <= 2 rows and w in lane panels: a GEMV reading each
-// thread's strips as one stream (panel_gemv.cc). REQUIRES: AVX2 + FMA,
+// thread's strips as a few streams side by side (panel_gemv.cc). REQUIRES: AVX2 + FMA,
 // 1 <= M <= 2, K % 8 == 0, N % kPanelRows == 0.
 void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
                    const float* bias, float* y);
