@@ -1,7 +1,7 @@
 // jamba-gemm-bench: GFLOP/s of y = x · wᵀ for the fast CPU MatMul (f32 and
 // bf16 weights) and, when built with OpenBLAS, cblas_sgemm (f32 only), on
 // ThreadPool::Default() / the OpenBLAS thread count; the fast MatMul also on
-// weights prepared as the model loads them (lane panels), where they fit. Prints one JSON object
+// weights prepared as the model loads them (weight panels), where they fit. Prints one JSON object
 // per line: {"impl", "M", "N", "K", "gflops", "seconds"} (best of --reps).
 // With --cold_mib, every timed call cycles over copies of w totalling that
 // many MiB, so the weights come from memory as in decode, and each line also
@@ -121,7 +121,7 @@ void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
   auto fast_call = [&](const Tensor& wi) { fast->MatMul(x, wi, nullptr, &y); };
   Print("fast_f32", M, N, K, PerCall(reps, ws, fast_call), f32_bytes);
   Print("fast_bf16", M, N, K, PerCall(reps, ws_bf16, fast_call), bf16_bytes);
-  // The same weights as the model loads them (lane panels where they fit).
+  // The same weights as the model loads them (weight panels where they fit).
   auto prepared = [&](const std::vector<Tensor>& from) {
     std::vector<Tensor> out;
     for (const Tensor& t : from) {

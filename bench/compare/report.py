@@ -56,7 +56,7 @@ def main():
     # after the engines, and the higher read counts (a roofline must not be beaten).
     stream = max((r for r in rows if r["kind"] == "stream"), key=lambda r: r["read_gbs"])
     gemm = [r for r in rows if r["kind"] == "gemm"]
-    # The fast MatMul on row-major weights or on lane panels (as the engine
+    # The fast MatMul on row-major weights or on weight panels (as the engine
     # loads them), whichever is faster.
     fast = {d: (f"fast_{d}", f"fast_{d}_panels") for d in ("f32", "bf16")}
     peak = {d: max(r["gflops"] for r in gemm if r["impl"] in fast[d] and r["M"] >= 1024)

@@ -12,8 +12,8 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
-#include "kernels/cpu_fast/lane_panels.h"  // Widen
 #include "kernels/cpu_fast/vec_math_avx2.h"
+#include "kernels/cpu_fast/weight_panels.h"  // Widen
 
 namespace jamba::kernels {
 namespace {

@@ -5,7 +5,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
-#include "kernels/cpu_fast/lane_panels.h"
+#include "kernels/cpu_fast/weight_panels.h"
 
 namespace jamba::kernels {
 
@@ -27,8 +27,8 @@ void FastCpuBackend::Convert(const Tensor& src, Tensor* dst) { CpuConvert(src, d
 
 absl::StatusOr<Tensor> FastCpuBackend::PrepareMatMulWeight(const Tensor& w) {
   const bool dpbf16 = isa_ == CpuIsa::kAvx512Bf16 && w.dtype() == DType::kBF16;
-  if (isa_ == CpuIsa::kPortable || dpbf16 || !FitsLanePanels(w)) return w;
-  return ToLanePanels(w);
+  if (isa_ == CpuIsa::kPortable || dpbf16 || !FitsWeightPanels(w)) return w;
+  return ToWeightPanels(w);
 }
 
 void FastCpuBackend::MatMul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y) {

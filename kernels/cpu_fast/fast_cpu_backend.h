@@ -3,7 +3,7 @@
 // fast_ops.h for the best CPU tier found at run time (isa.h); every other op
 // calls the reference free functions of kernels/cpu/ops.h, which stay the
 // numerical truth it is tested against. PrepareMatMulWeight keeps weights in
-// lane panels (lane_panels.h), which FastMatMul reads faster and with the
+// weight panels (weight_panels.h), which FastMatMul reads faster and with the
 // same results. Like every Backend, an instance is used by one thread at a
 // time; ops parallelise internally on ThreadPool::Default().
 #pragma once
@@ -29,7 +29,7 @@ class FastCpuBackend final : public Backend {
   void Copy(const Tensor& src, Tensor* dst) override;
   void Convert(const Tensor& src, Tensor* dst) override;
 
-  // Lane panels (lane_panels.h) for F32/BF16 w that fit them, on every tier
+  // Weight panels (weight_panels.h) for F32/BF16 w that fit them, on every tier
   // but the portable one and AVX512_BF16's bf16 weights (its vdpbf16ps tile
   // reads rows); w itself otherwise.
   absl::StatusOr<Tensor> PrepareMatMulWeight(const Tensor& w) override;

@@ -75,7 +75,7 @@ void FastGroupedExpertMlp(CpuIsa isa, const GroupedExpertMlpParams& p) {
     int64_t end = begin;
     while (end < n && experts[order[end]] == e) ++end;
     const ExpertMlpWeights& w = (*p.weights)[e];
-    // In lane panels when prepared for FastMatMul, which CheckHost refuses.
+    // In weight panels when prepared for FastMatMul, which CheckHost refuses.
     JAMBA_CHECK(w.gate.device() == Device::kCpu)
         << "GroupedExpertMlp: expert " << e << " weights are not in host memory";
     const int64_t m = end - begin;

@@ -5,7 +5,7 @@
 // For M <= 2 (decode) the tile is M x 8 rows of w: a GEMV streaming w once,
 // each thread reading its rows as 8 long streams (striped_rows.h).
 // From M = 8 on (prefill), the AVX2 tiles run on packed copies instead
-// (PackedMatMulAvx2). Weights kept in lane panels from load
+// (PackedMatMulAvx2). Weights kept in weight panels from load
 // (FastCpuBackend::PrepareMatMulWeight) take PanelGemvAvx2 up to M = 2 and
 // PackedMatMulAvx2 above. The arithmetic per output is the same on every path.
 #include <algorithm>
@@ -17,9 +17,9 @@
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu_fast/fast_ops.h"
-#include "kernels/cpu_fast/lane_panels.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
 #include "kernels/cpu_fast/striped_rows.h"
+#include "kernels/cpu_fast/weight_panels.h"
 
 namespace jamba::kernels {
 namespace {
@@ -30,12 +30,12 @@ constexpr int64_t kPackedMinRows = 8;       // M at or above this: PackedMatMulA
 
 void CheckArgs(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) {
   CheckHost(x, "MatMul", "x");
-  // w may be in lane panels (PrepareMatMulWeight), which CheckHost refuses.
+  // w may be in weight panels (PrepareMatMulWeight), which CheckHost refuses.
   JAMBA_CHECK(w.defined() && w.device() == Device::kCpu)
       << "MatMul: w " << w.DebugString() << " is undefined or not in host memory";
   if (w.layout() == Layout::kBackendPacked) {
     JAMBA_CHECK(w.dim(0) % kPanelRows == 0 && w.dim(1) % 8 == 0)
-        << "MatMul: w " << w.DebugString() << " cannot be in lane panels";
+        << "MatMul: w " << w.DebugString() << " cannot be in weight panels";
   }
   CheckHost(y, "MatMul", "y");
   JAMBA_CHECK(x.rank() == 2 && w.rank() == 2 && y.rank() == 2 && x.dim(1) == w.dim(1) &&
@@ -80,7 +80,7 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
   if (panels) {
-    JAMBA_CHECK(isa != CpuIsa::kPortable) << "MatMul: lane panels need AVX2";
+    JAMBA_CHECK(isa != CpuIsa::kPortable) << "MatMul: weight panels need AVX2";
     const float* b = bias != nullptr ? bias->data<float>() : nullptr;
     if (M <= kGemvMaxRows) {
       PanelGemvAvx2(x.data<float>(), M, K, w.raw_data(), w_bf16, N, b, y->data<float>());
@@ -120,9 +120,10 @@ void FastMatMul(CpuIsa isa, const Tensor& x, const Tensor& w, const Tensor* bias
     return;
   }
 
-  // Tile shape: M x 8 for the AVX-512 GEMV; 4 x 3 (AVX2, 16 ymm) or 4 x 4 (AVX-512).
+  // Tile shape: M x 8 for the AVX-512 GEMV; 4 x 8 on AVX2 (8 outputs per
+  // vector) or 4 x 4 on AVX-512 (one vector per output).
   const int tile_m = M <= kGemvMaxRows ? static_cast<int>(M) : kMaxTileRows;
-  const int tile_n = M <= kGemvMaxRows ? kMaxTileCols : (dpbf16 ? 4 : 3);
+  const int tile_n = M <= kGemvMaxRows || !dpbf16 ? kMaxTileCols : 4;
   // Rows of w per block: about kBlockBytes, a multiple of tile_n, and small
   // enough that every thread gets a block.
   const int64_t threads = ThreadPool::Default().num_threads();

@@ -3,36 +3,31 @@
 #include <immintrin.h>
 
 #include <array>
-#include <cstring>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/weight_panels.h"  // LoadChunk, Transpose8
 
 namespace jamba::kernels {
 namespace {
 
-#define JAMBA_AVX2 __attribute__((target("avx2,fma")))
-
-// 8 consecutive weights from row p at k as f32; bf16 is the top half of f32.
+// 8 consecutive weights from row p at k as f32, zero past K; bf16 is the
+// top half of f32.
 template <bool kBf16>
-JAMBA_AVX2 inline __m256 LoadW(const void* p, int64_t k) {
+JAMBA_AVX2 inline __m256 LoadW(const void* p, int64_t k, int64_t K) {
   if constexpr (kBf16) {
-    const __m128i h =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + k));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return LoadChunk(static_cast<const uint16_t*>(p), k, K);
   } else {
-    return _mm256_loadu_ps(static_cast<const float*>(p) + k);
+    return LoadChunk(static_cast<const float*>(p), k, K);
   }
 }
 
-// Sum of the 8 lanes in a fixed order.
-JAMBA_AVX2 inline float HSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
+// NR rows of w against MR rows of x: per 8 values of k, the NR rows' 8
+// weights (rows past NR zero) transposed in registers, so that r[l] holds
+// the NR weights at k + l, and one FMA per k in order into each row's
+// accumulator of NR outputs.
 template <int MR, int NR, bool kBf16>
 JAMBA_AVX2 void Tile(const MatMulTile& t) {
   using WType = std::conditional_t<kBf16, uint16_t, float>;
@@ -45,41 +40,40 @@ JAMBA_AVX2 void Tile(const MatMulTile& t) {
   constexpr int kPrefetchLines = (NR * static_cast<int>(sizeof(WType)) + 7) / 8;
   const char* next = reinterpret_cast<const char*>(w + NR * t.ldw);
   const bool prefetch = t.prefetch_next;
-  __m256 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
+  __m256 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; k += 8) {
     if (prefetch) {
       for (int l = 0; l < kPrefetchLines; ++l) {
         _mm_prefetch(next + ((k / 8) * kPrefetchLines + l) * 64, _MM_HINT_T0);
       }
     }
-    __m256 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = LoadW<kBf16>(w + j * t.ldw, k);
-    for (int i = 0; i < MR; ++i) {
-      const __m256 xv = _mm256_loadu_ps(x + i * t.ldx + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
+    __m256 r[8];
+    for (int j = 0; j < 8; ++j)
+      r[j] = j < NR ? LoadW<kBf16>(w + j * t.ldw, k, K) : _mm256_setzero_ps();
+    Transpose8(r);  // r[l] = w[0..8)[k + l]
+    if (k + 8 <= K) {
+      for (int l = 0; l < 8; ++l) {
+        for (int i = 0; i < MR; ++i) {
+          acc[i] = _mm256_fmadd_ps(r[l], _mm256_broadcast_ss(x + i * t.ldx + k + l), acc[i]);
+        }
+      }
+    } else {
+      for (int l = 0; l < static_cast<int>(K - k); ++l) {
+        for (int i = 0; i < MR; ++i) {
+          acc[i] = _mm256_fmadd_ps(r[l], _mm256_broadcast_ss(x + i * t.ldx + k + l), acc[i]);
+        }
+      }
     }
   }
-  if (k < K) {
-    // The last K - k < 8 elements, zero-padded to one more vector step.
-    const int r = static_cast<int>(K - k);
-    alignas(32) WType wt[NR][8] = {};
-    alignas(32) float xt[MR][8] = {};
-    for (int j = 0; j < NR; ++j) std::memcpy(wt[j], w + j * t.ldw + k, r * sizeof(WType));
-    for (int i = 0; i < MR; ++i) std::memcpy(xt[i], x + i * t.ldx + k, r * sizeof(float));
-    for (int i = 0; i < MR; ++i) {
-      const __m256 xv = _mm256_load_ps(xt[i]);
-      for (int j = 0; j < NR; ++j)
-        acc[i][j] = _mm256_fmadd_ps(LoadW<kBf16>(wt[j], 0), xv, acc[i][j]);
-    }
+  alignas(32) float bias[8] = {};
+  if (t.bias != nullptr) {
+    for (int j = 0; j < NR; ++j) bias[j] = t.bias[j * t.y_stride];
   }
   for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      const float dot = HSum(acc[i][j]);
-      t.y[i * t.ldy + j * t.y_stride] = t.bias != nullptr ? dot + t.bias[j * t.y_stride] : dot;
-    }
+    alignas(32) float out[8];
+    _mm256_store_ps(out, t.bias != nullptr ? _mm256_add_ps(acc[i], _mm256_load_ps(bias)) : acc[i]);
+    for (int j = 0; j < NR; ++j) t.y[i * t.ldy + j * t.y_stride] = out[j];
   }
 }
 

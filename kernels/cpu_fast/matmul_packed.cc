@@ -2,31 +2,29 @@
 // tile (6 x rows broadcast, 16 w rows in two vectors, 12 accumulators) on
 // packed panels, with the arithmetic of Avx2Tile.
 //
-// Avx2Tile gives each output 8 lane sums, lane l over k = 8c + l for c in
-// order (one FMA each, K zero-padded to Kp = 8 * K8), then adds the lanes as
-// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)) and the bias. Here the panels are
-// packed lane-major, [8 lanes][K8][rows], so for each lane the tile is an
-// ordinary outer-product GEMM over c; the 8 lane results of the tile are
-// then added in that same order. Every output is therefore bit-identical to
-// the GEMV path, whatever M: a row's result does not depend on its batch.
+// Avx2Tile gives each output one FMA chain over k in ascending order from
+// zero, then adds the bias. Here x and w are packed k-major, x as strips of
+// 6 rows [K][6] and w as weight panels (weight_panels.h) [K][16], so the tile
+// is an ordinary outer-product GEMM over k whose every accumulator is such
+// a chain. A chain cut into pieces of kSteps values of k, so that the piece
+// of w and the group's pieces of x stay in L1, resumes exactly: an f32
+// stored and loaded back is the same f32. Every output is therefore
+// bit-identical to the GEMV paths', whatever M: a row's result does not
+// depend on its batch.
 //
-// x is packed once into strips of 6 rows, also when several weights share it
-// (PackedMatMulsAvx2: q, k and v; then the blocks of all of them share one
-// parallel pass); each thread packs its blocks of w rows (about kBlockBytes,
-// kept in L2; bf16 widened exactly) into strips of 16 rows, unless w is
-// already in lane panels (lane_panels.h): then f32 panels are read in place
-// and bf16 ones only widened. Lanes double as K blocks: a group of x
-// strips runs against one w strip lane by lane, and each lane in pieces of kSteps values of c, so
-// the piece of w and the group's pieces of x stay in L1; the lane sums wait in a small buffer until
-// the group's tiles are combined.
+// x is packed once, also when several weights share it (PackedMatMulsAvx2:
+// q, k and v; then the blocks of all of them share one parallel pass); each
+// thread packs its blocks of w rows (about kBlockBytes, kept in L2; bf16
+// widened exactly) into strips of 16 rows, unless w is already in weight
+// panels: then f32 panels are read in place and bf16 ones only widened.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kernels/cpu_fast/lane_panels.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/weight_panels.h"
 
 namespace jamba::kernels {
 namespace {
@@ -36,72 +34,83 @@ constexpr int kNR = kPanelRows;             // w rows per strip
 constexpr int64_t kBlockBytes = 256 << 10;  // packed w per block
 constexpr int64_t kMaxGroup = 8;            // x strips per pass over a w strip
 constexpr int64_t kGroupBytes = 160 << 10;  // their packed x, beside the w block in L2
-constexpr int64_t kSteps = 64;              // c values per pass: 4 KiB of w, 12 of x
+constexpr int64_t kSteps = 256;             // k per pass: 16 KiB of w, 6 of each x strip
 
-// nr <= 16 rows of w[*, K] (ld apart) -> dst [8][K8][16] f32, zero-padded,
-// the 8 lane sections lane_w floats apart.
+// nr <= 16 rows of w[*, K] (ld apart) -> dst [K][16] f32, rows past nr
+// zero: 8 x 8 blocks transposed in registers.
 template <typename T>
-JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, int64_t K8, int64_t lane_w,
-                      float* dst) {
+JAMBA_AVX2 void PackW(const T* w, int64_t ld, int nr, int64_t K, float* dst) {
   if (nr == kNR && K % 8 == 0) {
     // A full strip with no K tail: no bounds checks, eight row pointers
     // walked in step (the general loop below spills them and branches per load).
     for (int half = 0; half < 2; ++half) {
       const T* r0 = w + half * 8 * ld;
-      for (int64_t c = 0; c < K8; ++c) {
+      for (int64_t k = 0; k < K; k += 8) {
         __m256 r[8];
-        for (int j = 0; j < 8; ++j) r[j] = Widen(r0 + j * ld + 8 * c);
+        for (int j = 0; j < 8; ++j) r[j] = Widen(r0 + j * ld + k);
         Transpose8(r);
-        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_w + c * kNR + half * 8, r[l]);
+        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + (k + l) * kNR + half * 8, r[l]);
       }
     }
     return;
   }
-  for (int64_t c = 0; c < K8; ++c) {
+  for (int64_t k = 0; k < K; k += 8) {
+    const int64_t valid = std::min<int64_t>(8, K - k);
     for (int half = 0; half < 2; ++half) {
       __m256 r[8];
       for (int j = 0; j < 8; ++j) {
         const int row = half * 8 + j;
-        r[j] = row < nr ? LoadChunk(w + row * ld, 8 * c, K) : _mm256_setzero_ps();
+        r[j] = row < nr ? LoadChunk(w + row * ld, k, K) : _mm256_setzero_ps();
       }
-      Transpose8(r);  // r[l] = lane l of rows half*8 .. half*8+7
-      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_w + c * kNR + half * 8, r[l]);
+      Transpose8(r);  // r[l] = rows half*8 .. half*8+7 at k + l
+      for (int l = 0; l < valid; ++l) _mm256_storeu_ps(dst + (k + l) * kNR + half * 8, r[l]);
     }
   }
 }
 
-// mr <= 6 rows of x[*, K] (ld apart) -> dst [8][K8][6], zero-padded, the 8
-// lane sections lane_x >= K8 * 6 + 2 floats apart: an 8 x 8 transpose per c
-// (rows past mr are zero) whose 8-float stores spill 2 floats into the next
-// entry (written after) or the lane's padding.
-JAMBA_AVX2 void PackX(const float* x, int64_t ld, int mr, int64_t K, int64_t K8, int64_t lane_x,
-                      float* dst) {
-  for (int64_t c = 0; c < K8; ++c) {
+// mr <= 6 rows of x[*, K] (ld apart) -> dst [K][6], rows past mr zero, with
+// room for 2 floats after: an 8 x 8 transpose per 8 values of k (rows past
+// mr are zero) whose 8-float stores spill 2 floats into the next entry
+// (written after) or that room.
+JAMBA_AVX2 void PackX(const float* x, int64_t ld, int mr, int64_t K, float* dst) {
+  for (int64_t k = 0; k < K; k += 8) {
     __m256 r[8];
-    for (int i = 0; i < 8; ++i)
-      r[i] = i < mr ? LoadChunk(x + i * ld, 8 * c, K) : _mm256_setzero_ps();
-    Transpose8(r);  // r[l] = x[0..8)[8c + l]
-    for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * lane_x + c * kMR, r[l]);
+    for (int i = 0; i < 8; ++i) r[i] = i < mr ? LoadChunk(x + i * ld, k, K) : _mm256_setzero_ps();
+    Transpose8(r);  // r[l] = x[0..8)[k + l]
+    const int64_t valid = std::min<int64_t>(8, K - k);
+    for (int l = 0; l < valid; ++l) _mm256_storeu_ps(dst + (k + l) * kMR, r[l]);
   }
 }
 
-// part[6][16] = lane l's sums of a 6 x 16 tile over `steps` values of c: a
-// [steps][6] piece of an x lane section against a [steps][16] piece of a w
-// lane section, one FMA per c in order, continuing the sums in part when
-// `resume` (an f32 stored and loaded back is exact) or from zero.
-// (Named accumulators: GCC spills an indexed __m256 array to the stack.)
-JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t steps, bool resume, float* part) {
+// to[0, 16) = (lo, hi) plus bias[0, 16) if given.
+JAMBA_AVX2 inline void PutTileRow(__m256 lo, __m256 hi, const float* bias, float* to) {
+  if (bias != nullptr) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias + 8));
+  }
+  _mm256_storeu_ps(to, lo);
+  _mm256_storeu_ps(to + 8, hi);
+}
+
+// A 6 x 16 tile over `steps` values of k: a [steps][6] piece of an x strip
+// against a [steps][16] piece of a w strip, one FMA per k in order into
+// each accumulator, which starts from `from` (rows 16 apart: a chain cut
+// short by the previous piece) or from zero. The sums, plus bias[0, 16) if
+// given, go to `to`, rows ldt apart. (Named accumulators: GCC spills an
+// indexed __m256 array to the stack.)
+JAMBA_AVX2 void PanelTile(const float* a, const float* b, int64_t steps, const float* from,
+                          float* to, int64_t ldt, const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  if (resume) {
-    c00 = _mm256_loadu_ps(part), c01 = _mm256_loadu_ps(part + 8);
-    c10 = _mm256_loadu_ps(part + 16), c11 = _mm256_loadu_ps(part + 24);
-    c20 = _mm256_loadu_ps(part + 32), c21 = _mm256_loadu_ps(part + 40);
-    c30 = _mm256_loadu_ps(part + 48), c31 = _mm256_loadu_ps(part + 56);
-    c40 = _mm256_loadu_ps(part + 64), c41 = _mm256_loadu_ps(part + 72);
-    c50 = _mm256_loadu_ps(part + 80), c51 = _mm256_loadu_ps(part + 88);
+  if (from != nullptr) {
+    c00 = _mm256_loadu_ps(from), c01 = _mm256_loadu_ps(from + 8);
+    c10 = _mm256_loadu_ps(from + 16), c11 = _mm256_loadu_ps(from + 24);
+    c20 = _mm256_loadu_ps(from + 32), c21 = _mm256_loadu_ps(from + 40);
+    c30 = _mm256_loadu_ps(from + 48), c31 = _mm256_loadu_ps(from + 56);
+    c40 = _mm256_loadu_ps(from + 64), c41 = _mm256_loadu_ps(from + 72);
+    c50 = _mm256_loadu_ps(from + 80), c51 = _mm256_loadu_ps(from + 88);
   }
-  for (int64_t c = 0; c < steps; ++c, a += kMR, b += kNR) {
+  for (int64_t k = 0; k < steps; ++k, a += kMR, b += kNR) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(b0, ai, c00);
@@ -122,18 +131,30 @@ JAMBA_AVX2 void LaneTile(const float* a, const float* b, int64_t steps, bool res
     c50 = _mm256_fmadd_ps(b0, ai, c50);
     c51 = _mm256_fmadd_ps(b1, ai, c51);
   }
-  const __m256 rows[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                               {c30, c31}, {c40, c41}, {c50, c51}};
-  for (int i = 0; i < kMR; ++i) {
-    _mm256_storeu_ps(part + i * kNR, rows[i][0]);
-    _mm256_storeu_ps(part + i * kNR + 8, rows[i][1]);
+  // Row by row, not through an array: GCC would put the accumulators on
+  // the stack.
+  PutTileRow(c00, c01, bias, to);
+  PutTileRow(c10, c11, bias, to + ldt);
+  PutTileRow(c20, c21, bias, to + 2 * ldt);
+  PutTileRow(c30, c31, bias, to + 3 * ldt);
+  PutTileRow(c40, c41, bias, to + 4 * ldt);
+  PutTileRow(c50, c51, bias, to + 5 * ldt);
+}
+
+// y[i, j] = sums[i][j] (+ bias[j]) for i < mr, j < nr: a tile on the edge
+// of y (the same f32 add as the tile's).
+void StoreEdgeTile(const float* sums, const float* bias, float* y, int64_t ldy, int mr, int nr) {
+  for (int i = 0; i < mr; ++i) {
+    for (int j = 0; j < nr; ++j) {
+      y[i * ldy + j] = bias != nullptr ? sums[i * kNR + j] + bias[j] : sums[i * kNR + j];
+    }
   }
 }
 
 // This thread's grow-only buffer for scratch slot `slot` (0: packed x,
-// 1: packed w, 2: lane sums, 3: staged w rows). Fresh large allocations are
-// new mappings, page-faulted in and zeroed by the kernel on every call; these
-// stay as large as the largest call so far (packed x: M x K floats).
+// 1: packed w, 2: partial sums, 3: staged w rows). Fresh large allocations
+// are new mappings, page-faulted in and zeroed by the kernel on every call;
+// these stay as large as the largest call so far (packed x: M x K floats).
 template <typename T>
 T* Scratch(int slot, int64_t n) {
   thread_local std::vector<T> buffers[4];
@@ -147,14 +168,14 @@ JAMBA_AVX2 void WidenRun(const uint16_t* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(dst + i, Widen(src + i));
 }
 
-// One strip of w (nr <= 16 rows from `rows`) as f32 panels [8][lane_w] in
-// dst: bf16 lane panels widened; row-major rows copied in order through
+// One strip of w (nr <= 16 rows from `rows`) as f32 panels [K][16] in dst:
+// bf16 weight panels widened; row-major rows copied in order through
 // `staged` ([16][K]: they then stream at the memory's pace, where the
 // transpose's 16 short row streams would wait on its latency) and
-// transposed. (f32 lane panels need neither and are read in place.)
+// transposed. (f32 weight panels need neither and are read in place.)
 template <typename WType>
-void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, int64_t K8, int64_t lane_w,
-                      WType* staged, float* dst) {
+void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, WType* staged,
+                      float* dst) {
   if constexpr (sizeof(WType) == sizeof(uint16_t)) {
     if (panels) {
       WidenRun(rows, kNR * K, dst);
@@ -162,73 +183,68 @@ void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, int64_t
     }
   }
   std::memcpy(staged, rows, nr * K * sizeof(WType));
-  PackW(staged, K, nr, K, K8, lane_w, dst);
+  PackW(staged, K, nr, K, dst);
 }
 
 // What every block of a call shares: x packed into strips, and its shape.
 struct PackedX {
-  int64_t M, K, K8, lane_x, strip_x, x_strips, group;
-  const float* xp;  // [x_strips][8][lane_x]
+  int64_t M, K, strip_x, x_strips, group;
+  const float* xp;  // [x_strips][strip_x]: [K][6] and room
 };
 
-// A strip packed here has its lane sections one cache line more than
-// K8 * 16 floats apart: at a power-of-two stride (K = 256, 512, 2048...) the
-// transpose's 8 stores per step all fall in one L1 set and evict each other.
-// Lane panels made at load time are read as they are.
-int64_t LaneWidth(int64_t K8, bool panels) { return panels ? K8 * kNR : K8 * kNR + 16; }
-
 // Rows [n0, n1) of job's w against all of x. wp: scratch for the block's
-// f32 panels unless they are read in place; [ahead, ahead_end): the next
-// block's weights, read ahead.
+// f32 panels unless they are read in place; part: [group][6][16];
+// [ahead, ahead_end): the next block's weights, read ahead.
 template <typename WType>
 void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t n1, float* wp,
               float* part, WType* staged, const char* ahead, const char* ahead_end) {
-  const int64_t K = px.K, K8 = px.K8, N = job.N;
-  const int64_t lane_w = LaneWidth(K8, job.w_panels), strip_w = 8 * lane_w;
+  const int64_t K = px.K, N = job.N, strip_w = kNR * K;
   const WType* w = static_cast<const WType*>(job.w);
-  // The f32 panels of the block's strips: [strips][8][lane_w]. f32 lane
-  // panels are read in place; anything else is put in f32 panels first.
+  // The f32 panels of the block's strips: [strips][K][16]. f32 weight panels
+  // are read in place; anything else is put in f32 panels first.
   const float* block_panels = wp;
   if (job.w_panels && sizeof(WType) == sizeof(float)) {
     block_panels = reinterpret_cast<const float*>(w + n0 * K);  // WType is float
   } else {
     for (int64_t n = n0; n < n1; n += kNR) {
       const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-      StripToF32Panels(w + n * K, job.w_panels, nr, K, K8, lane_w, staged,
-                       wp + (n - n0) / kNR * strip_w);
+      StripToF32Panels(w + n * K, job.w_panels, nr, K, staged, wp + (n - n0) / kNR * strip_w);
     }
   }
-  // Groups of x strips against one w strip, lane by lane: the w lane section
+  // Groups of x strips against one w strip, piece by piece of k: the w piece
   // stays in L1 across the group, the group's x in L2. While the first group
   // runs, the next block's rows are read ahead, spread evenly over its
   // tiles, so that the copy above (or, in place, the first group) finds them
   // in cache.
-  const int64_t first_tiles = (n1 - n0 + kNR - 1) / kNR * 8 * ((K8 + kSteps - 1) / kSteps) *
-                              std::min(px.group, px.x_strips);
+  const int64_t first_tiles =
+      (n1 - n0 + kNR - 1) / kNR * ((K + kSteps - 1) / kSteps) * std::min(px.group, px.x_strips);
   const int64_t ahead_per_tile =
       ahead != nullptr ? ((ahead_end - ahead) / 64 + first_tiles - 1) / first_tiles : 0;
   for (int64_t g0 = 0; g0 < px.x_strips; g0 += px.group) {
     const int64_t g1 = std::min(px.x_strips, g0 + px.group);
     for (int64_t n = n0; n < n1; n += kNR) {
       const float* ws = block_panels + (n - n0) / kNR * strip_w;
-      for (int l = 0; l < 8; ++l) {
-        for (int64_t c0 = 0; c0 < K8; c0 += kSteps) {
-          const int64_t steps = std::min(kSteps, K8 - c0);
-          for (int64_t g = g0; g < g1; ++g) {
-            for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
-              _mm_prefetch(ahead, _MM_HINT_T1);
-            }
-            LaneTile(px.xp + g * px.strip_x + l * px.lane_x + c0 * kMR, ws + l * lane_w + c0 * kNR,
-                     steps, c0 > 0, part + ((g - g0) * 8 + l) * kMR * kNR);
+      const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+      const float* bias = job.bias != nullptr ? job.bias + n : nullptr;
+      for (int64_t k0 = 0; k0 < K; k0 += kSteps) {
+        const int64_t steps = std::min(kSteps, K - k0);
+        const bool last = k0 + steps == K;
+        for (int64_t g = g0; g < g1; ++g) {
+          for (int64_t i = 0; i < ahead_per_tile && ahead < ahead_end; ++i, ahead += 64) {
+            _mm_prefetch(ahead, _MM_HINT_T1);
+          }
+          const float* a = px.xp + g * px.strip_x + k0 * kMR;
+          float* sums = part + (g - g0) * kMR * kNR;
+          const float* from = k0 > 0 ? sums : nullptr;
+          const int mr = static_cast<int>(std::min<int64_t>(kMR, px.M - g * kMR));
+          float* y = job.y + g * kMR * N + n;
+          if (last && mr == kMR && nr == kNR) {
+            PanelTile(a, ws + k0 * kNR, steps, from, y, N, bias);
+          } else {
+            PanelTile(a, ws + k0 * kNR, steps, from, sums, kNR, nullptr);
+            if (last) StoreEdgeTile(sums, bias, y, N, mr, nr);
           }
         }
-      }
-      const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-      for (int64_t g = g0; g < g1; ++g) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMR, px.M - g * kMR));
-        CombineLaneSums(part + (g - g0) * 8 * kMR * kNR,
-                        job.bias != nullptr ? job.bias + n : nullptr, job.y + g * kMR * N + n, N,
-                        mr, nr);
       }
     }
   }
@@ -245,9 +261,7 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   PackedX px;
   px.M = M;
   px.K = K;
-  px.K8 = (K + 7) / 8;
-  px.lane_x = px.K8 * kMR + 2;
-  px.strip_x = 8 * px.lane_x;
+  px.strip_x = (K * kMR + 2 + 15) / 16 * 16;  // whole cache lines
   px.x_strips = (M + kMR - 1) / kMR;
   px.group = std::clamp<int64_t>(kGroupBytes / (px.strip_x * 4), 1, kMaxGroup);
   float* const xp = Scratch<float>(0, px.x_strips * px.strip_x);
@@ -256,18 +270,18 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   pool.ParallelFor(px.x_strips, 4, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - s * kMR));
-      PackX(x + s * kMR * K, K, mr, K, px.K8, px.lane_x, xp + s * px.strip_x);
+      PackX(x + s * kMR * K, K, mr, K, xp + s * px.strip_x);
     }
   });
 
   // Each job's w in blocks: whole strips, about kBlockBytes packed, and
   // small enough that every thread gets one of each job.
-  const int64_t threads = pool.num_threads();
+  const int64_t threads = pool.num_threads(), strip_w = kNR * K;
   std::vector<Block> blocks;
   int64_t wp_floats = 0;   // the largest block that is not read in place
   bool row_major = false;  // some w is row-major, so strips are staged
   for (size_t j = 0; j < jobs.size(); ++j) {
-    const int64_t N = jobs[j].N, strip_w = 8 * LaneWidth(px.K8, jobs[j].w_panels);
+    const int64_t N = jobs[j].N;
     int64_t strips = std::max<int64_t>(1, kBlockBytes / (strip_w * 4));
     strips = std::min(strips, ((N + kNR - 1) / kNR + threads - 1) / threads);
     const int64_t block = std::max<int64_t>(1, strips) * kNR;
@@ -285,7 +299,7 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   pool.ParallelFor(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
     // Every thread's own; each is written before it is read.
     float* const wp = wp_floats > 0 ? Scratch<float>(1, wp_floats) : nullptr;
-    float* const part = Scratch<float>(2, px.group * 8 * kMR * kNR);         // [group][8][6][16]
+    float* const part = Scratch<float>(2, px.group * kMR * kNR);             // [group][6][16]
     WType* const staged = row_major ? Scratch<WType>(3, kNR * K) : nullptr;  // [16][K]
     for (int64_t b = b0; b < b1; ++b) {
       const Block& blk = blocks[b];

@@ -1,9 +1,11 @@
 // Register tiles of the fast MatMul, one set per CPU tier. A tile computes
-// y[i, j] = sum_k x[i, k] * w[j, k] (+ bias[j]) for i < mr, j < nr, each
-// output in its own vector accumulator over k in ascending order, then a
-// fixed horizontal sum. The arithmetic of one output therefore depends only
-// on K, not on mr, nr or the thread split: a token's result does not depend
-// on the other rows of the batch. Pure functions; thread-safe.
+// y[i, j] = sum_k x[i, k] * w[j, k] (+ bias[j]) for i < mr, j < nr, with an
+// order of operations fixed per tier that depends only on K, not on mr, nr
+// or the thread split: a token's result does not depend on the other rows
+// of the batch. AVX2: one FMA chain per output over k in ascending order
+// from zero, then the bias (every f32/bf16 path of the tier: these tiles,
+// the packed GEMM, the panel GEMV). AVX-512 BF16: a vector accumulator per
+// output over k, then a fixed horizontal sum. Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +34,9 @@ constexpr int kMaxTileRows = 4;  // mr
 constexpr int kMaxTileCols = 8;  // nr
 
 // AVX2 + FMA. x: f32 rows. w: F32 (kBf16 false) or BF16, converted exactly.
-// Honours y_stride and prefetch_next.
+// Per 8 values of k, the nr rows' weights are transposed in registers so
+// that one vector holds the 8 outputs' weights at one k. Honours y_stride
+// and prefetch_next.
 // REQUIRES: 1 <= mr <= 4, 1 <= nr <= 8, the CPU has AVX2 and FMA.
 void Avx2Tile(const MatMulTile& t, bool w_bf16, int mr, int nr);
 
@@ -47,13 +51,13 @@ void Avx512Bf16Tile(const MatMulTile& t, int mr, int nr);
 // panels with, for every output, exactly Avx2Tile's arithmetic (see
 // matmul_packed.cc), so results equal the GEMV path bit for bit. Threads own
 // blocks of w rows. x, y, bias: f32; w F32 or BF16, row-major or, when
-// w_panels, in lane panels (lane_panels.h). REQUIRES: AVX2 + FMA.
+// w_panels, in weight panels (weight_panels.h). REQUIRES: AVX2 + FMA.
 void PackedMatMulAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16,
                       bool w_panels, int64_t N, const float* bias, float* y);
 
 // One weight of PackedMatMulsAvx2: y[M,N] = x · w[N,K]ᵀ (+ bias).
 struct PackedMatMulJob {
-  const void* w;  // F32 or BF16 (as the call says), row-major or in lane panels
+  const void* w;  // F32 or BF16 (as the call says), row-major or in weight panels
   bool w_panels;
   int64_t N;
   const float* bias;  // [N] or nullptr
@@ -66,13 +70,13 @@ struct PackedMatMulJob {
 void PackedMatMulsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,
                        absl::Span<const PackedMatMulJob> jobs);
 
-// The same for M <= 2 rows and w in lane panels: a GEMV reading each
+// The same for M <= 2 rows and w in weight panels: a GEMV reading each
 // thread's strips as a few streams side by side (panel_gemv.cc). REQUIRES: AVX2 + FMA,
 // 1 <= M <= 2, K % 8 == 0, N % kPanelRows == 0.
 void PanelGemvAvx2(const float* x, int64_t M, int64_t K, const void* w, bool w_bf16, int64_t N,
                    const float* bias, float* y);
 
-// PanelGemvAvx2 for several weights of one dtype, all in lane panels,
+// PanelGemvAvx2 for several weights of one dtype, all in weight panels,
 // against the same x: their strips in one parallel pass. Each y is
 // bit-identical to a PanelGemvAvx2 call of its own.
 void PanelGemvsAvx2(const float* x, int64_t M, int64_t K, bool w_bf16,

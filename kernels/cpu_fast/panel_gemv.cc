@@ -1,56 +1,67 @@
-// PanelGemvAvx2 (matmul_tiles.h): the decode GEMV on weights kept in lane
-// panels (lane_panels.h), with the arithmetic of Avx2Tile.
+// PanelGemvAvx2 (matmul_tiles.h): the decode GEMV on weights kept in weight
+// panels (weight_panels.h), with the arithmetic of Avx2Tile.
 //
-// For one strip of 16 w rows, lane l's sums are an axpy over c: the 16 rows'
-// weights at k = 8c + l (two vectors) times x[8c + l], accumulated in c
-// order. The 8 lane sums are then combined as every fast path combines
-// them, so each output equals the row-major GEMV's and the packed GEMM's
-// bit for bit. Each thread owns one contiguous run of strips and reads it
-// as several streams (one stream alone leaves the memory idle: cold
-// weights came at 12-20 GB/s instead of 21-26), each through its own part
-// of the run, several strips side by side.
+// For one strip of 16 w rows, the outputs are an axpy over k: the 16 rows'
+// weights at k (two vectors) times x[k], accumulated in k order from zero,
+// then the bias, so each output equals the row-major GEMV's and the packed
+// GEMM's bit for bit. Each thread owns one contiguous run of strips and
+// reads it as several streams (one stream alone leaves the memory idle:
+// cold weights came at 12-20 GB/s instead of 21-26), each through its own
+// part of the run, several strips side by side.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
-#include "kernels/cpu_fast/lane_panels.h"
 #include "kernels/cpu_fast/matmul_tiles.h"
+#include "kernels/cpu_fast/weight_panels.h"
 
 namespace jamba::kernels {
 namespace {
 
 constexpr int kNR = kPanelRows;
 
-// For each of G strips [8][K8][16] (strip[g]), part[g][l][i][16] (the
-// CombineLaneSums layout) = lane l's sums of rows i < MR of x [MR, K]. The
-// G strips are read side by side: G streams, 2 * MR * G FMA chains.
+// y[i][16 s_g, 16 s_g + 16) (+ bias) for rows i < MR of x [MR, K] and each
+// of G strips [K][16] (strip[g], its outputs at y[g] and bias[g], rows ldy
+// apart). The G strips are read side by side: G streams, 2 * MR * G FMA
+// chains.
 template <int MR, int G, typename T>
-JAMBA_AVX2 void LaneSums(const float* x, int64_t K, const T* const* strip, float* part) {
-  const int64_t K8 = K / 8;
-  for (int l = 0; l < 8; ++l) {
-    const T* w[G];
-    for (int g = 0; g < G; ++g) w[g] = strip[g] + l * K8 * kNR;  // lane l: [K8][16]
-    __m256 acc[G][MR][2];
+JAMBA_AVX2 void StripDots(const float* x, int64_t K, const T* const* strip,
+                          const float* const* bias, float* const* y, int64_t ldy) {
+  __m256 acc[G][MR][2];
+  for (int g = 0; g < G; ++g) {
+    for (int i = 0; i < MR; ++i) acc[g][i][0] = acc[g][i][1] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    __m256 xv[MR];
+    for (int i = 0; i < MR; ++i) xv[i] = _mm256_broadcast_ss(x + i * K + k);
     for (int g = 0; g < G; ++g) {
-      for (int i = 0; i < MR; ++i) acc[g][i][0] = acc[g][i][1] = _mm256_setzero_ps();
-    }
-    for (int64_t c = 0; c < K8; ++c) {
-      __m256 xv[MR];
-      for (int i = 0; i < MR; ++i) xv[i] = _mm256_broadcast_ss(x + i * K + 8 * c + l);
-      for (int g = 0; g < G; ++g) {
-        const __m256 lo = Widen(w[g] + c * kNR), hi = Widen(w[g] + c * kNR + 8);
-        for (int i = 0; i < MR; ++i) {
-          acc[g][i][0] = _mm256_fmadd_ps(lo, xv[i], acc[g][i][0]);
-          acc[g][i][1] = _mm256_fmadd_ps(hi, xv[i], acc[g][i][1]);
-        }
+      const __m256 lo = Widen(strip[g] + k * kNR), hi = Widen(strip[g] + k * kNR + 8);
+      for (int i = 0; i < MR; ++i) {
+        acc[g][i][0] = _mm256_fmadd_ps(lo, xv[i], acc[g][i][0]);
+        acc[g][i][1] = _mm256_fmadd_ps(hi, xv[i], acc[g][i][1]);
       }
     }
-    for (int g = 0; g < G; ++g) {
-      for (int i = 0; i < MR; ++i) {
-        float* dst = part + ((g * 8 + l) * kPackedTileRows + i) * kNR;
-        _mm256_storeu_ps(dst, acc[g][i][0]);
-        _mm256_storeu_ps(dst + 8, acc[g][i][1]);
+  }
+  // The sums go through `sums`, stored in one fully unrolled loop, to y
+  // plus the bias: anything less and GCC keeps acc on the stack, storing it
+  // on every step above.
+  alignas(32) float sums[G][MR][kNR];
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 2
+    for (int i = 0; i < MR; ++i) {
+      _mm256_store_ps(sums[g][i], acc[g][i][0]);
+      _mm256_store_ps(sums[g][i] + 8, acc[g][i][1]);
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    for (int i = 0; i < MR; ++i) {
+      for (int h = 0; h < kNR; h += 8) {
+        __m256 v = _mm256_load_ps(sums[g][i] + h);
+        if (bias[g] != nullptr) v = _mm256_add_ps(v, _mm256_loadu_ps(bias[g] + h));
+        _mm256_storeu_ps(y[g] + i * ldy + h, v);
       }
     }
   }
@@ -63,23 +74,22 @@ template <int MR, typename T>
 void GemvStrips(const float* x, int64_t K, const T* w, int64_t N, int64_t s0, int64_t s1,
                 const float* bias, float* y) {
   constexpr int kStreams = MR == 1 ? 4 : 2;  // 8 accumulators
-  alignas(32) float part[kStreams * 8 * kPackedTileRows * kNR];
-  const int64_t q = (s1 - s0) / kStreams;  // strips per stream
-  auto finish = [&](int64_t s, int g) {
-    CombineLaneSums(part + g * 8 * kPackedTileRows * kNR,
-                    bias != nullptr ? bias + s * kNR : nullptr, y + s * kNR, N, MR, kNR);
+  const int64_t q = (s1 - s0) / kStreams;    // strips per stream
+  auto run = [&](auto streams, int64_t first, int64_t step) {
+    constexpr int kG = decltype(streams)::value;
+    const T* strip[kG];
+    const float* b[kG];
+    float* out[kG];
+    for (int g = 0; g < kG; ++g) {
+      const int64_t s = first + g * step;
+      strip[g] = w + s * kNR * K;
+      b[g] = bias != nullptr ? bias + s * kNR : nullptr;
+      out[g] = y + s * kNR;
+    }
+    StripDots<MR, kG>(x, K, strip, b, out, N);
   };
-  for (int64_t i = 0; i < q; ++i) {
-    const T* strip[kStreams];
-    for (int g = 0; g < kStreams; ++g) strip[g] = w + (s0 + g * q + i) * kNR * K;
-    LaneSums<MR, kStreams>(x, K, strip, part);
-    for (int g = 0; g < kStreams; ++g) finish(s0 + g * q + i, g);
-  }
-  for (int64_t s = s0 + kStreams * q; s < s1; ++s) {
-    const T* strip = w + s * kNR * K;
-    LaneSums<MR, 1>(x, K, &strip, part);
-    finish(s, 0);
-  }
+  for (int64_t i = 0; i < q; ++i) run(std::integral_constant<int, kStreams>(), s0 + i, q);
+  for (int64_t s = s0 + kStreams * q; s < s1; ++s) run(std::integral_constant<int, 1>(), s, 0);
 }
 
 // The strips of all jobs' weights, in order, as one run cut into a

@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_fast/isa.h"
-#include "kernels/cpu_fast/lane_panels.h"
+#include "kernels/cpu_fast/weight_panels.h"
 #include "tests/kernels/backend_test_util.h"
 
 namespace jamba::kernels::testing {
@@ -203,7 +203,7 @@ TEST_P(MatMulTest, LargeProduct) {
 }
 
 // A weight prepared for the backend's MatMul (Backend::PrepareMatMulWeight:
-// lane panels on the fast CPU backend, w itself elsewhere) gives the same
+// weight panels on the fast CPU backend, w itself elsewhere) gives the same
 // result as the row-major weight, bit for bit, at GEMV, small-batch and
 // prefill sizes, shapes that fit the panels or not, f32 and bf16, with and
 // without bias.
@@ -282,40 +282,38 @@ TEST_P(MatMulTest, MultiMatMulEqualsOneMatMulPerWeight) {
   }
 }
 
-// The lane-panel layout itself: panels[s][l][c][j] = w[16s + j][8c + l],
-// in the weight's own dtype, for the shapes that fit it.
-TEST(LanePanelsTest, ElementsLieWhereTheLayoutSays) {
-  if (DetectCpuIsa() == CpuIsa::kPortable) GTEST_SKIP() << "lane panels need AVX2";
-  const int64_t N = 32, K = 24, K8 = K / 8;
+// The weight-panel layout itself: panels[s][k][j] = w[16s + j][k], in the
+// weight's own dtype, for the shapes that fit it.
+TEST(WeightPanelsTest, ElementsLieWhereTheLayoutSays) {
+  if (DetectCpuIsa() == CpuIsa::kPortable) GTEST_SKIP() << "weight panels need AVX2";
+  const int64_t N = 32, K = 24;
   Tensor w = Tensor::Zeros(DType::kF32, {N, K});
   for (int64_t i = 0; i < N * K; ++i) w.data<float>()[i] = static_cast<float>(i);
   Tensor w_bf16 = Tensor::Zeros(DType::kBF16, {N, K});
   for (int64_t i = 0; i < N * K; ++i) {
     static_cast<uint16_t*>(w_bf16.raw_data())[i] = static_cast<uint16_t>(i);
   }
-  absl::StatusOr<Tensor> p = ToLanePanels(w), p_bf16 = ToLanePanels(w_bf16);
+  absl::StatusOr<Tensor> p = ToWeightPanels(w), p_bf16 = ToWeightPanels(w_bf16);
   ASSERT_TRUE(p.ok() && p_bf16.ok());
   EXPECT_EQ(p->layout(), Layout::kBackendPacked);
   EXPECT_EQ(p_bf16->dtype(), DType::kBF16);
   const float* f = static_cast<const float*>(p->raw_data());
   const uint16_t* h = static_cast<const uint16_t*>(p_bf16->raw_data());
   for (int64_t s = 0; s < N / kPanelRows; ++s) {
-    for (int64_t l = 0; l < 8; ++l) {
-      for (int64_t c = 0; c < K8; ++c) {
-        for (int64_t j = 0; j < kPanelRows; ++j) {
-          const int64_t at = ((s * 8 + l) * K8 + c) * kPanelRows + j;
-          const int64_t from = (kPanelRows * s + j) * K + 8 * c + l;
-          ASSERT_EQ(f[at], static_cast<float>(from)) << s << " " << l << " " << c << " " << j;
-          ASSERT_EQ(h[at], static_cast<uint16_t>(from));
-        }
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t j = 0; j < kPanelRows; ++j) {
+        const int64_t at = (s * K + k) * kPanelRows + j;
+        const int64_t from = (kPanelRows * s + j) * K + k;
+        ASSERT_EQ(f[at], static_cast<float>(from)) << s << " " << k << " " << j;
+        ASSERT_EQ(h[at], static_cast<uint16_t>(from));
       }
     }
   }
-  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {33, 24})));
-  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {32, 20})));
-  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kI8, {32, 24})));
-  EXPECT_FALSE(FitsLanePanels(Tensor::Zeros(DType::kF32, {2, 16, 8})));
-  EXPECT_FALSE(FitsLanePanels(*p));  // already packed
+  EXPECT_FALSE(FitsWeightPanels(Tensor::Zeros(DType::kF32, {33, 24})));
+  EXPECT_FALSE(FitsWeightPanels(Tensor::Zeros(DType::kF32, {32, 20})));
+  EXPECT_FALSE(FitsWeightPanels(Tensor::Zeros(DType::kI8, {32, 24})));
+  EXPECT_FALSE(FitsWeightPanels(Tensor::Zeros(DType::kF32, {2, 16, 8})));
+  EXPECT_FALSE(FitsWeightPanels(*p));  // already packed
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MatMulTest, ::testing::ValuesIn(TestBackends()), BackendName);

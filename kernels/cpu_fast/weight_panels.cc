@@ -1,4 +1,4 @@
-#include "kernels/cpu_fast/lane_panels.h"
+#include "kernels/cpu_fast/weight_panels.h"
 
 #include <cstdint>
 #include <memory>
@@ -12,20 +12,19 @@ namespace {
 
 // The panels of strips [s0, s1) of w [N, K] f32: for each step c, the two
 // 8 x 8 blocks w[16s + 8h + i][8c + l] (h = 0, 1) transposed in registers,
-// so that row i's lane l lands at dst[s][l][c][8h + i].
+// so that w[16s + 8h + i][8c + l] lands at dst[s][8c + l][8h + i].
 JAMBA_AVX2 void PackStrips32(const float* w, int64_t K, int64_t s0, int64_t s1, float* dst) {
   const int64_t K8 = K / 8;
   for (int64_t s = s0; s < s1; ++s) {
     const float* rows = w + s * kPanelRows * K;  // [16][K]
-    float* strip = dst + s * kPanelRows * K;     // [8][K8][16]
+    float* strip = dst + s * kPanelRows * K;     // [K][16]
     for (int64_t c = 0; c < K8; ++c) {
       for (int h = 0; h < 2; ++h) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows + (8 * h + i) * K + 8 * c);
-        Transpose8(r);  // r[l] = lane l of rows 8h .. 8h + 7
-        for (int l = 0; l < 8; ++l) {
-          _mm256_storeu_ps(strip + (l * K8 + c) * kPanelRows + 8 * h, r[l]);
-        }
+        Transpose8(r);  // r[l] = k = 8c + l of rows 8h .. 8h + 7
+        for (int l = 0; l < 8; ++l)
+          _mm256_storeu_ps(strip + (8 * c + l) * kPanelRows + 8 * h, r[l]);
       }
     }
   }
@@ -54,13 +53,12 @@ JAMBA_AVX2 void PackStrips16(const uint16_t* w, int64_t K, int64_t s0, int64_t s
           u[i + 2] = _mm_unpacklo_epi32(t[i + 1], t[i + 3]);
           u[i + 3] = _mm_unpackhi_epi32(t[i + 1], t[i + 3]);
         }
-        for (int q = 0; q < 4; ++q) {  // u[q]: rows 0-3, u[q + 4]: rows 4-7, lanes 2q, 2q + 1
+        for (int q = 0; q < 4; ++q) {  // u[q]: rows 0-3, u[q + 4]: rows 4-7, k = 8c + 2q, +1
           const __m128i lo = _mm_unpacklo_epi64(u[q], u[q + 4]);
           const __m128i hi = _mm_unpackhi_epi64(u[q], u[q + 4]);
-          _mm_storeu_si128(
-              reinterpret_cast<__m128i*>(strip + ((2 * q) * K8 + c) * kPanelRows + 8 * h), lo);
-          _mm_storeu_si128(
-              reinterpret_cast<__m128i*>(strip + ((2 * q + 1) * K8 + c) * kPanelRows + 8 * h), hi);
+          uint16_t* at = strip + (8 * c + 2 * q) * kPanelRows + 8 * h;
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(at), lo);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(at + kPanelRows), hi);
         }
       }
     }
@@ -69,14 +67,14 @@ JAMBA_AVX2 void PackStrips16(const uint16_t* w, int64_t K, int64_t s0, int64_t s
 
 }  // namespace
 
-bool FitsLanePanels(const Tensor& w) {
+bool FitsWeightPanels(const Tensor& w) {
   return w.defined() && w.device() == Device::kCpu && w.layout() == Layout::kRowMajor &&
          w.rank() == 2 && (w.dtype() == DType::kF32 || w.dtype() == DType::kBF16) &&
          w.dim(0) % kPanelRows == 0 && w.dim(1) % 8 == 0;
 }
 
-absl::StatusOr<Tensor> ToLanePanels(const Tensor& w) {
-  JAMBA_CHECK(FitsLanePanels(w)) << "ToLanePanels: " << w.DebugString();
+absl::StatusOr<Tensor> ToWeightPanels(const Tensor& w) {
+  JAMBA_CHECK(FitsWeightPanels(w)) << "ToWeightPanels: " << w.DebugString();
   std::shared_ptr<Buffer> buffer = AllocateLongLivedHostBuffer(w.nbytes());
   if (buffer == nullptr) {
     return absl::ResourceExhaustedError(
@@ -94,29 +92,6 @@ absl::StatusOr<Tensor> ToLanePanels(const Tensor& w) {
     }
   });
   return panels;
-}
-
-JAMBA_AVX2 void CombineLaneSums(const float* part, const float* bias, float* y, int64_t ldy, int mr,
-                                int nr) {
-  alignas(32) float bias_row[kPanelRows] = {};
-  if (bias != nullptr) std::memcpy(bias_row, bias, nr * sizeof(float));
-  for (int i = 0; i < mr; ++i) {
-    alignas(32) float out[kPanelRows];
-    float* dst = nr == kPanelRows ? y + i * ldy : out;  // a full row goes straight to y
-    for (int h = 0; h < kPanelRows; h += 8) {
-      __m256 v[8];
-      for (int l = 0; l < 8; ++l) {
-        v[l] = _mm256_loadu_ps(part + (l * kPackedTileRows + i) * kPanelRows + h);
-      }
-      // Avx2Tile's HSum order, then its bias add.
-      const __m256 sum =
-          _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])),
-                        _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])));
-      _mm256_storeu_ps(dst + h,
-                       bias != nullptr ? _mm256_add_ps(sum, _mm256_load_ps(bias_row + h)) : sum);
-    }
-    if (nr < kPanelRows) std::memcpy(y + i * ldy, out, nr * sizeof(float));
-  }
 }
 
 }  // namespace jamba::kernels

@@ -1,19 +1,19 @@
-// Lane panels: the weight layout of the fast CPU MatMul, and the AVX2
+// Weight panels: the weight layout of the fast CPU MatMul, and the AVX2
 // helpers the GEMM and the GEMV on it share.
 //
-// Every fast f32/bf16 MatMul output is 8 lane sums, lane l over the weights
-// at k = 8c + l for c in order, added as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))
-// and then the bias (Avx2Tile, matmul_tiles.h). Lane panels store w [N, K]
-// in the order those sums read it: strips of kPanelRows rows, each as 8 lane
-// sections of [K/8][kPanelRows]:
+// Every fast f32/bf16 MatMul output on AVX2 is one FMA chain over k in
+// ascending order from zero, then the bias added (matmul_tiles.h). Weight
+// panels store w [N, K] in the order that chain reads it for 16 outputs at
+// once: strips of kPanelRows rows, each as [K][kPanelRows]:
 //
-//   panels[s][l][c][j] = w[kPanelRows * s + j][8 * c + l]
+//   panels[s][k][j] = w[kPanelRows * s + j][k]
 //
-// so one lane of a whole strip is one contiguous run. The prefill GEMM
-// packs w into this order per call (f32, in scratch); FastCpuBackend can
-// also keep a weight in it from load (Backend::PrepareMatMulWeight), in its
-// own dtype and in the same number of bytes, which spares the GEMM that
-// work and lets the GEMV read each thread's rows as one stream.
+// so a strip's 16 weights for one k are one cache line (f32) and a whole
+// strip is one contiguous run. The prefill GEMM packs w into this order per
+// call (f32, in scratch); FastCpuBackend can also keep a weight in it from
+// load (Backend::PrepareMatMulWeight), in its own dtype and in the same
+// number of bytes, which spares the GEMM that work and lets the GEMV read
+// each thread's rows as one stream.
 #pragma once
 
 #include <immintrin.h>
@@ -30,18 +30,15 @@ namespace jamba::kernels {
 constexpr int kPanelRows = 16;      // w rows per strip: two 8-float vectors
 constexpr int kPackedTileRows = 6;  // x rows per GEMM tile
 
-// True when w [N, K] (F32 or BF16) can be kept in lane panels: N a multiple
-// of kPanelRows and K of 8, so the panels hold exactly w's elements.
-bool FitsLanePanels(const Tensor& w);
+// True when w [N, K] (F32 or BF16) can be kept in weight panels: N a multiple
+// of kPanelRows (the panels hold exactly w's elements) and K of 8 (the
+// packing transposes 8 x 8 blocks).
+bool FitsWeightPanels(const Tensor& w);
 
-// w in lane panels, in fresh host memory of w's dtype, marked
+// w in weight panels, in fresh host memory of w's dtype, marked
 // Layout::kBackendPacked; 8 x 8 blocks transposed in AVX2 registers, on
-// ThreadPool::Default(). REQUIRES: FitsLanePanels(w), the CPU has AVX2.
-absl::StatusOr<Tensor> ToLanePanels(const Tensor& w);
-
-// y[i, j] (i < mr, j < nr) from the 8 lane sums part[8][kPackedTileRows]
-// [kPanelRows] of a tile, in Avx2Tile's order, plus bias[j] if given.
-void CombineLaneSums(const float* part, const float* bias, float* y, int64_t ldy, int mr, int nr);
+// ThreadPool::Default(). REQUIRES: FitsWeightPanels(w), the CPU has AVX2.
+absl::StatusOr<Tensor> ToWeightPanels(const Tensor& w);
 
 // p[0, 8) as f32 (bf16 is the top half of an f32: exact).
 template <typename T>
