@@ -22,9 +22,12 @@
 namespace jamba::kernels {
 namespace {
 
-// Items per thread at least: as FastCausalConv1d and FastSelectiveScan at L = 1.
+// Items per thread at least. The conv step as FastCausalConv1d at L = 1;
+// the scan step (with its dt_proj tile) is heavier per item: a small
+// model's 64 groups take about 14 us, worth splitting against a hand-off
+// of a few.
 constexpr int64_t kMinConvItems = 4096;
-constexpr int64_t kMinScanWork = 8192;  // items x d_state
+constexpr int64_t kMinScanWork = 512;  // items x d_state
 
 bool Covered(CpuIsa isa, const MambaStepParams& p) {
   const bool ranks = p.x.rank() == 2 && p.A.rank() == 2 && p.dt_proj.rank() == 2 &&
