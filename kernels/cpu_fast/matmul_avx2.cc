@@ -51,14 +51,14 @@ JAMBA_AVX2 void Tile(const MatMulTile& t) {
     __m256 r[8];
     for (int j = 0; j < 8; ++j)
       r[j] = j < NR ? LoadW<kBf16>(w + j * t.ldw, k, K) : _mm256_setzero_ps();
-    Transpose8(r);  // r[l] = w[0..8)[k + l]
-    if (k + 8 <= K) {
+    Transpose8(r);     // r[l] = w[0..8)[k + l]
+    if (k + 8 <= K) {  // a whole block: a loop of constant length, unrolled
       for (int l = 0; l < 8; ++l) {
         for (int i = 0; i < MR; ++i) {
           acc[i] = _mm256_fmadd_ps(r[l], _mm256_broadcast_ss(x + i * t.ldx + k + l), acc[i]);
         }
       }
-    } else {
+    } else {  // the last K - k < 8 values
       for (int l = 0; l < static_cast<int>(K - k); ++l) {
         for (int i = 0; i < MR; ++i) {
           acc[i] = _mm256_fmadd_ps(r[l], _mm256_broadcast_ss(x + i * t.ldx + k + l), acc[i]);
