@@ -15,8 +15,8 @@
 // x is packed once, also when several weights share it (PackedMatMulsAvx2:
 // q, k and v; then the blocks of all of them share one parallel pass); each
 // thread packs its blocks of w rows (about kBlockBytes, kept in L2; bf16
-// widened exactly) into strips of 16 rows, unless w is already in weight
-// panels: then f32 panels are read in place and bf16 ones only widened.
+// widened exactly) into f32 strips of 16 rows, unless w is already in
+// weight panels: those are read in place, bf16 ones widened in the tile.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -93,13 +93,15 @@ JAMBA_AVX2 inline void PutTileRow(__m256 lo, __m256 hi, const float* bias, float
 }
 
 // A 6 x 16 tile over `steps` values of k: a [steps][6] piece of an x strip
-// against a [steps][16] piece of a w strip, one FMA per k in order into
+// against a [steps][16] piece of a w strip (f32, or bf16 weight panels
+// widened here, LoadPanelStep), one FMA per k in order into
 // each accumulator, which starts from `from` (rows 16 apart: a chain cut
 // short by the previous piece) or from zero. The sums, plus bias[0, 16) if
 // given, go to `to`, rows ldt apart. (Named accumulators: GCC spills an
 // indexed __m256 array to the stack.)
-JAMBA_AVX2 void PanelTile(const float* a, const float* b, int64_t steps, const float* from,
-                          float* to, int64_t ldt, const float* bias) {
+template <typename T>
+JAMBA_AVX2 void PanelTile(const float* a, const T* b, int64_t steps, const float* from, float* to,
+                          int64_t ldt, const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   if (from != nullptr) {
@@ -111,7 +113,8 @@ JAMBA_AVX2 void PanelTile(const float* a, const float* b, int64_t steps, const f
     c50 = _mm256_loadu_ps(from + 80), c51 = _mm256_loadu_ps(from + 88);
   }
   for (int64_t k = 0; k < steps; ++k, a += kMR, b += kNR) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 b0, b1;
+    LoadPanelStep(b, &b0, &b1);
     __m256 ai = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(b0, ai, c00);
     c01 = _mm256_fmadd_ps(b1, ai, c01);
@@ -163,59 +166,22 @@ T* Scratch(int slot, int64_t n) {
   return buffer.data();
 }
 
-// n (a multiple of 8) bf16 values to f32, in place order.
-JAMBA_AVX2 void WidenRun(const uint16_t* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(dst + i, Widen(src + i));
-}
-
-// One strip of w (nr <= 16 rows from `rows`) as f32 panels [K][16] in dst:
-// bf16 weight panels widened; row-major rows copied in order through
-// `staged` ([16][K]: they then stream at the memory's pace, where the
-// transpose's 16 short row streams would wait on its latency) and
-// transposed. (f32 weight panels need neither and are read in place.)
-template <typename WType>
-void StripToF32Panels(const WType* rows, bool panels, int nr, int64_t K, WType* staged,
-                      float* dst) {
-  if constexpr (sizeof(WType) == sizeof(uint16_t)) {
-    if (panels) {
-      WidenRun(rows, kNR * K, dst);
-      return;
-    }
-  }
-  std::memcpy(staged, rows, nr * K * sizeof(WType));
-  PackW(staged, K, nr, K, dst);
-}
-
 // What every block of a call shares: x packed into strips, and its shape.
 struct PackedX {
   int64_t M, K, strip_x, x_strips, group;
   const float* xp;  // [x_strips][strip_x]: [K][6] and room
 };
 
-// Rows [n0, n1) of job's w against all of x. wp: scratch for the block's
-// f32 panels unless they are read in place; part: [group][6][16];
-// [ahead, ahead_end): the next block's weights, read ahead.
-template <typename WType>
-void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t n1, float* wp,
-              float* part, WType* staged, const char* ahead, const char* ahead_end) {
+// Rows [n0, n1) of a job's w, as panels [strips][K][16] of T, against all
+// of x: groups of x strips against one w strip, piece by piece of k, so the
+// w piece stays in L1 across the group and the group's x in L2. While the
+// first group runs, [ahead, ahead_end) (the next block's weights) is read
+// ahead, spread evenly over its tiles, so that the next block finds them in
+// cache. part: [group][6][16].
+template <typename T>
+void RunTiles(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t n1,
+              const T* panels, float* part, const char* ahead, const char* ahead_end) {
   const int64_t K = px.K, N = job.N, strip_w = kNR * K;
-  const WType* w = static_cast<const WType*>(job.w);
-  // The f32 panels of the block's strips: [strips][K][16]. f32 weight panels
-  // are read in place; anything else is put in f32 panels first.
-  const float* block_panels = wp;
-  if (job.w_panels && sizeof(WType) == sizeof(float)) {
-    block_panels = reinterpret_cast<const float*>(w + n0 * K);  // WType is float
-  } else {
-    for (int64_t n = n0; n < n1; n += kNR) {
-      const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
-      StripToF32Panels(w + n * K, job.w_panels, nr, K, staged, wp + (n - n0) / kNR * strip_w);
-    }
-  }
-  // Groups of x strips against one w strip, piece by piece of k: the w piece
-  // stays in L1 across the group, the group's x in L2. While the first group
-  // runs, the next block's rows are read ahead, spread evenly over its
-  // tiles, so that the copy above (or, in place, the first group) finds them
-  // in cache.
   const int64_t first_tiles =
       (n1 - n0 + kNR - 1) / kNR * ((K + kSteps - 1) / kSteps) * std::min(px.group, px.x_strips);
   const int64_t ahead_per_tile =
@@ -223,7 +189,7 @@ void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t
   for (int64_t g0 = 0; g0 < px.x_strips; g0 += px.group) {
     const int64_t g1 = std::min(px.x_strips, g0 + px.group);
     for (int64_t n = n0; n < n1; n += kNR) {
-      const float* ws = block_panels + (n - n0) / kNR * strip_w;
+      const T* ws = panels + (n - n0) / kNR * strip_w;
       const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
       const float* bias = job.bias != nullptr ? job.bias + n : nullptr;
       for (int64_t k0 = 0; k0 < K; k0 += kSteps) {
@@ -248,6 +214,28 @@ void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t
       }
     }
   }
+}
+
+// Rows [n0, n1) of job's w against all of x. Weight panels are read in
+// place; row-major rows are first put in f32 panels in wp, each strip
+// copied in order through `staged` ([16][K]: the rows then stream at the
+// memory's pace, where the transpose's 16 short row streams would wait on
+// its latency) and transposed.
+template <typename WType>
+void RunBlock(const PackedX& px, const PackedMatMulJob& job, int64_t n0, int64_t n1, float* wp,
+              float* part, WType* staged, const char* ahead, const char* ahead_end) {
+  const int64_t K = px.K;
+  const WType* w = static_cast<const WType*>(job.w);
+  if (job.w_panels) {
+    RunTiles(px, job, n0, n1, w + n0 * K, part, ahead, ahead_end);
+    return;
+  }
+  for (int64_t n = n0; n < n1; n += kNR) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - n));
+    std::memcpy(staged, w + n * K, nr * K * sizeof(WType));
+    PackW(staged, K, nr, K, wp + (n - n0) * K);
+  }
+  RunTiles<float>(px, job, n0, n1, wp, part, ahead, ahead_end);
 }
 
 // Rows [n0, n1) of jobs[job]'s w.
@@ -278,7 +266,7 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
   // small enough that every thread gets one of each job.
   const int64_t threads = pool.num_threads(), strip_w = kNR * K;
   std::vector<Block> blocks;
-  int64_t wp_floats = 0;   // the largest block that is not read in place
+  int64_t wp_floats = 0;   // the largest row-major block, packed in f32 panels
   bool row_major = false;  // some w is row-major, so strips are staged
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t N = jobs[j].N;
@@ -288,8 +276,8 @@ void Run(const float* x, int64_t M, int64_t K, absl::Span<const PackedMatMulJob>
     for (int64_t n0 = 0; n0 < N; n0 += block) {
       blocks.push_back({static_cast<int64_t>(j), n0, std::min(N, n0 + block)});
     }
-    row_major = row_major || !jobs[j].w_panels;
-    if (!(jobs[j].w_panels && sizeof(WType) == sizeof(float))) {
+    if (!jobs[j].w_panels) {
+      row_major = true;
       wp_floats = std::max(wp_floats, block / kNR * strip_w);
     }
   }

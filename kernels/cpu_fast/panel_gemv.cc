@@ -2,7 +2,7 @@
 // panels (weight_panels.h), with the arithmetic of Avx2Tile.
 //
 // For one strip of 16 w rows, the outputs are an axpy over k: the 16 rows'
-// weights at k (two vectors) times x[k], accumulated in k order from zero,
+// weights at k (two vectors, LoadPanelStep) times x[k], accumulated in k order from zero,
 // then the bias, so each output equals the row-major GEMV's and the packed
 // GEMM's bit for bit. Each thread owns one contiguous run of strips and
 // reads it as several streams (one stream alone leaves the memory idle:
@@ -37,7 +37,8 @@ JAMBA_AVX2 void StripDots(const float* x, int64_t K, const T* const* strip,
     __m256 xv[MR];
     for (int i = 0; i < MR; ++i) xv[i] = _mm256_broadcast_ss(x + i * K + k);
     for (int g = 0; g < G; ++g) {
-      const __m256 lo = Widen(strip[g] + k * kNR), hi = Widen(strip[g] + k * kNR + 8);
+      __m256 lo, hi;
+      LoadPanelStep(strip[g] + k * kNR, &lo, &hi);
       for (int i = 0; i < MR; ++i) {
         acc[g][i][0] = _mm256_fmadd_ps(lo, xv[i], acc[g][i][0]);
         acc[g][i][1] = _mm256_fmadd_ps(hi, xv[i], acc[g][i][1]);

@@ -30,13 +30,16 @@ JAMBA_AVX2 void PackStrips32(const float* w, int64_t K, int64_t s0, int64_t s1, 
   }
 }
 
-// The same for 16-bit elements (BF16), with an 8 x 8 transpose of u16.
+// The same for 16-bit elements (BF16), with 8 x 8 transposes of u16, each
+// k's 16 weights stored in the order LoadPanelStep widens them: rows 0-3,
+// 8-11, 4-7, 12-15.
 JAMBA_AVX2 void PackStrips16(const uint16_t* w, int64_t K, int64_t s0, int64_t s1, uint16_t* dst) {
   const int64_t K8 = K / 8;
   for (int64_t s = s0; s < s1; ++s) {
     const uint16_t* rows = w + s * kPanelRows * K;
     uint16_t* strip = dst + s * kPanelRows * K;
     for (int64_t c = 0; c < K8; ++c) {
+      __m128i col[2][8];  // col[h][l]: rows 8h .. 8h + 7 at k = 8c + l
       for (int h = 0; h < 2; ++h) {
         __m128i a[8], t[8], u[8];
         for (int i = 0; i < 8; ++i) {
@@ -54,12 +57,15 @@ JAMBA_AVX2 void PackStrips16(const uint16_t* w, int64_t K, int64_t s0, int64_t s
           u[i + 3] = _mm_unpackhi_epi32(t[i + 1], t[i + 3]);
         }
         for (int q = 0; q < 4; ++q) {  // u[q]: rows 0-3, u[q + 4]: rows 4-7, k = 8c + 2q, +1
-          const __m128i lo = _mm_unpacklo_epi64(u[q], u[q + 4]);
-          const __m128i hi = _mm_unpackhi_epi64(u[q], u[q + 4]);
-          uint16_t* at = strip + (8 * c + 2 * q) * kPanelRows + 8 * h;
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(at), lo);
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(at + kPanelRows), hi);
+          col[h][2 * q] = _mm_unpacklo_epi64(u[q], u[q + 4]);
+          col[h][2 * q + 1] = _mm_unpackhi_epi64(u[q], u[q + 4]);
         }
+      }
+      for (int l = 0; l < 8; ++l) {
+        uint16_t* at = strip + (8 * c + l) * kPanelRows;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(at), _mm_unpacklo_epi64(col[0][l], col[1][l]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(at + 8),
+                         _mm_unpackhi_epi64(col[0][l], col[1][l]));
       }
     }
   }

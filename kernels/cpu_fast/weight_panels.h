@@ -6,14 +6,18 @@
 // panels store w [N, K] in the order that chain reads it for 16 outputs at
 // once: strips of kPanelRows rows, each as [K][kPanelRows]:
 //
-//   panels[s][k][j] = w[kPanelRows * s + j][k]
+//   panels[s][k][j] = w[kPanelRows * s + j][k]           (F32)
+//   panels[s][k][j] = w[kPanelRows * s + kBf16Row[j]][k]  (BF16)
 //
-// so a strip's 16 weights for one k are one cache line (f32) and a whole
-// strip is one contiguous run. The prefill GEMM packs w into this order per
-// call (f32, in scratch); FastCpuBackend can also keep a weight in it from
-// load (Backend::PrepareMatMulWeight), in its own dtype and in the same
-// number of bytes, which spares the GEMM that work and lets the GEMV read
-// each thread's rows as one stream.
+// so a strip's 16 weights for one k are one cache line (f32) or half of one
+// (bf16) and a whole strip is one contiguous run. BF16 panels hold rows 0-3,
+// 8-11, 4-7, 12-15 in that order for each k: one 32-byte load unpacked with
+// zeros, low and high words of each 128-bit half, then gives rows 0-7 and
+// 8-15 as f32, exactly and in order (LoadPanelStep). The prefill GEMM packs
+// row-major w into f32 panels per call, in scratch; FastCpuBackend can also
+// keep a weight in panels from load (Backend::PrepareMatMulWeight), in its
+// own dtype and in the same number of bytes, which spares the GEMM that work
+// and lets the GEMV read each thread's rows as one stream.
 #pragma once
 
 #include <immintrin.h>
@@ -29,6 +33,9 @@ namespace jamba::kernels {
 
 constexpr int kPanelRows = 16;      // w rows per strip: two 8-float vectors
 constexpr int kPackedTileRows = 6;  // x rows per GEMM tile
+
+// The w row at position j of a BF16 panel step.
+constexpr int kBf16Row[kPanelRows] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
 
 // True when w [N, K] (F32 or BF16) can be kept in weight panels: N a multiple
 // of kPanelRows (the panels hold exactly w's elements) and K of 8 (the
@@ -49,6 +56,18 @@ JAMBA_AVX2 inline __m256 Widen(const T* p) {
   } else {
     return _mm256_loadu_ps(p);
   }
+}
+
+// One k of a panel strip (16 weights at p) as f32 rows 0-7 and 8-15.
+JAMBA_AVX2 inline void LoadPanelStep(const float* p, __m256* rows0, __m256* rows8) {
+  *rows0 = _mm256_loadu_ps(p);
+  *rows8 = _mm256_loadu_ps(p + 8);
+}
+JAMBA_AVX2 inline void LoadPanelStep(const uint16_t* p, __m256* rows0, __m256* rows8) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i zero = _mm256_setzero_si256();
+  *rows0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));  // bf16 << 16: exact
+  *rows8 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
 }
 
 // row[k, k + 8) as f32, zero past K.

@@ -282,8 +282,9 @@ TEST_P(MatMulTest, MultiMatMulEqualsOneMatMulPerWeight) {
   }
 }
 
-// The weight-panel layout itself: panels[s][k][j] = w[16s + j][k], in the
-// weight's own dtype, for the shapes that fit it.
+// The weight-panel layout itself: panels[s][k][j] = w[16s + j][k] for f32,
+// w[16s + kBf16Row[j]][k] for bf16, in the weight's own dtype, for the shapes
+// that fit it.
 TEST(WeightPanelsTest, ElementsLieWhereTheLayoutSays) {
   if (DetectCpuIsa() == CpuIsa::kPortable) GTEST_SKIP() << "weight panels need AVX2";
   const int64_t N = 32, K = 24;
@@ -304,8 +305,9 @@ TEST(WeightPanelsTest, ElementsLieWhereTheLayoutSays) {
       for (int64_t j = 0; j < kPanelRows; ++j) {
         const int64_t at = (s * K + k) * kPanelRows + j;
         const int64_t from = (kPanelRows * s + j) * K + k;
+        const int64_t from_bf16 = (kPanelRows * s + kBf16Row[j]) * K + k;
         ASSERT_EQ(f[at], static_cast<float>(from)) << s << " " << k << " " << j;
-        ASSERT_EQ(h[at], static_cast<uint16_t>(from));
+        ASSERT_EQ(h[at], static_cast<uint16_t>(from_bf16)) << s << " " << k << " " << j;
       }
     }
   }
