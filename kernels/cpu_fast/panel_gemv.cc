@@ -2,9 +2,9 @@
 // panels (weight_panels.h), with the arithmetic of Avx2Tile.
 //
 // For one strip of 16 w rows, the outputs are an axpy over k: the 16 rows'
-// weights at k (two vectors, LoadPanelStep) times x[k], accumulated in k order from zero,
-// then the bias, so each output equals the row-major GEMV's and the packed
-// GEMM's bit for bit. Each thread owns one contiguous run of strips and
+// weights at k (two vectors, LoadPanelStep) times x[k], accumulated in k
+// order from zero, then the bias, so each output equals the row-major
+// GEMV's and the packed GEMM's bit for bit. Each thread owns one contiguous run of strips and
 // reads it as several streams (one stream alone leaves the memory idle:
 // cold weights came at 12-20 GB/s instead of 21-26), each through its own
 // part of the run, several strips side by side.
