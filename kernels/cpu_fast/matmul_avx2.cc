@@ -13,17 +13,6 @@
 namespace jamba::kernels {
 namespace {
 
-// 8 consecutive weights from row p at k as f32, zero past K; bf16 is the
-// top half of f32.
-template <bool kBf16>
-JAMBA_AVX2 inline __m256 LoadW(const void* p, int64_t k, int64_t K) {
-  if constexpr (kBf16) {
-    return LoadChunk(static_cast<const uint16_t*>(p), k, K);
-  } else {
-    return LoadChunk(static_cast<const float*>(p), k, K);
-  }
-}
-
 // NR rows of w against MR rows of x: per 8 values of k, the NR rows' 8
 // weights (rows past NR zero) transposed in registers, so that r[l] holds
 // the NR weights at k + l, and one FMA per k in order into each row's
@@ -50,7 +39,7 @@ JAMBA_AVX2 void Tile(const MatMulTile& t) {
     }
     __m256 r[8];
     for (int j = 0; j < 8; ++j)
-      r[j] = j < NR ? LoadW<kBf16>(w + j * t.ldw, k, K) : _mm256_setzero_ps();
+      r[j] = j < NR ? LoadChunk(w + j * t.ldw, k, K) : _mm256_setzero_ps();
     Transpose8(r);     // r[l] = w[0..8)[k + l]
     if (k + 8 <= K) {  // a whole block: a loop of constant length, unrolled
       for (int l = 0; l < 8; ++l) {
