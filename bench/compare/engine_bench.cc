@@ -2,9 +2,17 @@
 // on a checkpoint, for bench/compare/run.sh. Prefill feeds --prefill random
 // token ids in one Forward; decode then feeds --decode greedy tokens one at a
 // time. Prints one JSON object: backend, threads, tokens, seconds, tokens/s
-// (prefill: best of --reps fresh sequences; decode: the whole run).
+// (prefill: best of --reps fresh sequences after an untimed one; decode: the
+// whole run).
+//
+// With --gemm_probe N, an N x N x N GEMM on the same backend (GemmProbe)
+// runs before the first prefill and after each, and the object also gives
+// every prefill's tokens/s ("prefill_tok_s_reps") and the GEMM peak at that
+// prefill, the mean of the probes either side ("gemm_peak_gflops_reps"):
+// report.py divides each prefill by its own moment's peak.
 //
 //   jamba-engine-bench --model DIR --prefill 256 --decode 64 [--backend cpu]
+//   jamba-engine-bench --model DIR --prefill 128 --reps 9 --gemm_probe 1024
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +24,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bench/compare/gemm_probe.h"
 #include "core/process_tuning.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
@@ -29,6 +39,8 @@ ABSL_FLAG(int, prefill, 256, "prompt tokens");
 ABSL_FLAG(int, decode, 64, "decode steps after the prompt");
 ABSL_FLAG(int, reps, 3, "prefill repetitions (the best is reported)");
 ABSL_FLAG(std::string, backend, "cpu", "cpu (fast) or cpu-ref (reference)");
+ABSL_FLAG(int, gemm_probe, 0,
+          "if > 0, time an N x N x N GEMM on the backend around every prefill (0: off)");
 
 namespace jamba {
 namespace {
@@ -57,16 +69,35 @@ absl::Status Run() {
   std::vector<int32_t> prompt(P);
   for (int32_t& id : prompt) id = token(rng);
 
+  const int reps = std::max(1, absl::GetFlag(FLAGS_reps));
+  const int probe_size = absl::GetFlag(FLAGS_gemm_probe);
+  if (probe_size < 0) return absl::InvalidArgumentError("--gemm_probe must be >= 0");
+  {
+    // Warm-up: the first prefill also faults in scratch buffers and caches.
+    ASSIGN_OR_RETURN(model::SequenceState warm, m->NewSequence());
+    model::SequenceChunk chunk{&warm, prompt};
+    RETURN_IF_ERROR(m->Forward({&chunk, 1}, model::LogitsMode::kLast).status());
+  }
+  std::unique_ptr<GemmProbe> probe;
+  std::vector<double> probes;  // GFLOP/s before the first prefill and after each
+  if (probe_size > 0) {
+    probe = std::make_unique<GemmProbe>(backend.get(), probe_size);
+    probes.push_back(probe->BestGflops());
+  }
+  std::vector<double> prefill_tok_s;
   double prefill_s = 1e30;
   model::SequenceState state;
   int32_t next = 0;
-  for (int r = 0; r < std::max(1, absl::GetFlag(FLAGS_reps)); ++r) {
+  for (int r = 0; r < reps; ++r) {
     ASSIGN_OR_RETURN(state, m->NewSequence());
     model::SequenceChunk chunk{&state, prompt};
     const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(Tensor logits, m->Forward({&chunk, 1}, model::LogitsMode::kLast));
-    prefill_s = std::min(prefill_s, Since(start));
+    const double seconds = Since(start);
+    prefill_s = std::min(prefill_s, seconds);
+    prefill_tok_s.push_back(P / seconds);
     next = model::ArgMax(logits.data<float>(), V);
+    if (probe != nullptr) probes.push_back(probe->BestGflops());
   }
   const auto start = std::chrono::steady_clock::now();
   for (int s = 0; s < D; ++s) {
@@ -75,12 +106,23 @@ absl::Status Run() {
     next = model::ArgMax(logits.data<float>(), V);
   }
   const double decode_s = Since(start);
+  std::string paired;
+  if (probe != nullptr) {
+    std::vector<double> peaks;
+    for (int r = 0; r < reps; ++r) peaks.push_back((probes[r] + probes[r + 1]) / 2);
+    auto list = [](const std::vector<double>& v) {
+      return absl::StrJoin(
+          v, ", ", [](std::string* out, double d) { absl::StrAppend(out, absl::SixDigits(d)); });
+    };
+    paired = absl::StrCat(", \"gemm_probe\": ", probe_size, ", \"prefill_tok_s_reps\": [",
+                          list(prefill_tok_s), "], \"gemm_peak_gflops_reps\": [", list(peaks), "]");
+  }
   std::printf(
       "{\"engine\": \"jamba\", \"backend\": \"%s\", \"threads\": %d, \"prefill_tokens\": %d, "
       "\"prefill_s\": %.6f, \"prefill_tok_s\": %.2f, \"decode_tokens\": %d, \"decode_s\": %.6f, "
-      "\"decode_tok_s\": %.2f}\n",
+      "\"decode_tok_s\": %.2f%s}\n",
       backend->name().c_str(), ThreadPool::Default().num_threads(), P, prefill_s, P / prefill_s, D,
-      decode_s, D / decode_s);
+      decode_s, D / decode_s, paired.c_str());
   return absl::OkStatus();
 }
 

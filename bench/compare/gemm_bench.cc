@@ -17,7 +17,6 @@
 #include <ctime>
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -25,6 +24,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/compare/gemm_probe.h"
 #include "core/check.h"
 #include "core/tensor.h"
 #include "kernels/cpu_fast/fast_cpu_backend.h"
@@ -99,17 +99,9 @@ std::vector<Tensor> Copies(const Tensor& w, int64_t copies) {
 }
 
 void RunShape(int64_t M, int64_t N, int64_t K, int reps) {
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  Tensor x = Tensor::Zeros(DType::kF32, {M, K});
-  Tensor w = Tensor::Zeros(DType::kF32, {N, K});
-  Tensor w_bf16 = Tensor::Zeros(DType::kBF16, {N, K});
+  const MatMulOperands o = RandomMatMulOperands(M, N, K);
+  const Tensor &x = o.x, &w = o.w, &w_bf16 = o.w_bf16;
   Tensor y = Tensor::Zeros(DType::kF32, {M, N});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    w.data<float>()[i] = dist(rng);
-    static_cast<uint16_t*>(w_bf16.raw_data())[i] = F32ToBf16(w.data<float>()[i]);
-  }
   const int64_t cold_bytes = int64_t{absl::GetFlag(FLAGS_cold_mib)} << 20;
   auto copies = [&](const Tensor& t) {
     return Copies(t, cold_bytes > 0 ? std::max<int64_t>(1, cold_bytes / t.nbytes()) : 1);

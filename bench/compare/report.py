@@ -2,11 +2,14 @@
 """Reads run.sh's cpu_results.jsonl and prints, per checkpoint, tokens/s of
 this engine and transformers, their ratio and the rooflines: decode = read
 bandwidth / bytes per token, prefill = best GEMM GFLOP/s / FLOPs per token.
-Writes a bar plot."""
+Where the engine bench probed the GEMM around each prefill (--gemm_probe),
+the prefill's share of the peak is also given paired: each prefill against
+the peak of its own moment, the median over the prefills. Writes a bar plot."""
 import argparse
 import json
 import math
 import os
+import statistics
 
 import matplotlib
 
@@ -71,8 +74,9 @@ def main():
         if r["kind"] == "run":
             runs.setdefault((r["preset"], r["dtype"]), {})[r["engine"]] = r
     header = ("| checkpoint | prefill tok/s: jamba / HF / ratio | prefill roofline, % | "
-              "decode tok/s: jamba / HF / ratio | decode roofline, % |")
-    print(header + "\n|" + "---|" * 5)
+              "prefill, % of the paired GEMM peak | decode tok/s: jamba / HF / ratio | "
+              "decode roofline, % |")
+    print(header + "\n|" + "---|" * 6)
     bars = []
     for (preset, dtype), pair in runs.items():
         jam, hf = pair["jamba"], pair["transformers"]
@@ -85,10 +89,17 @@ def main():
         flops_tok = 2 * macs + attn_layers * 4 * H * P / 2 + 2 * config["vocab_size"] * H / P
         dec_roof = stream["read_gbs"] * 1e9 / bytes_tok
         pre_roof = peak["f32" if wbytes == 4 else "bf16"] * 1e9 / flops_tok
+        paired = "-"
+        if "gemm_peak_gflops_reps" in jam:
+            shares = [100 * t * flops_tok / (g * 1e9) for t, g in
+                      zip(jam["prefill_tok_s_reps"], jam["gemm_peak_gflops_reps"])]
+            paired = (f"{statistics.median(shares):.0f}% (of {len(shares)}: "
+                      f"{min(shares):.0f}-{max(shares):.0f})")
         print(f"| {preset} {dtype} ({bytes_tok / 1e6:.0f} MB/token, {flops_tok / 1e6:.0f} "
               f"MFLOP/token) | {jam['prefill_tok_s']:.0f} / {hf['prefill_tok_s']:.1f} / "
               f"{jam['prefill_tok_s'] / hf['prefill_tok_s']:.1f}x | {pre_roof:.0f}, "
-              f"{100 * jam['prefill_tok_s'] / pre_roof:.0f}% | {jam['decode_tok_s']:.1f} / "
+              f"{100 * jam['prefill_tok_s'] / pre_roof:.0f}% | {paired} | "
+              f"{jam['decode_tok_s']:.1f} / "
               f"{hf['decode_tok_s']:.1f} / {jam['decode_tok_s'] / hf['decode_tok_s']:.1f}x | "
               f"{dec_roof:.0f}, {100 * jam['decode_tok_s'] / dec_roof:.0f}% |")
         bars.append((f"{preset}\n{dtype}", jam, hf, pre_roof, dec_roof))

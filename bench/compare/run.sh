@@ -8,7 +8,8 @@
 #   THREADS=2 PREFILL=256 DECODE=64 bench/compare/run.sh
 #
 # Environment: THREADS (default nproc), PREFILL, DECODE, REPS (prefill
-# repetitions, best kept), PRESETS ("small
+# repetitions, best kept), GEMM_PROBE (the N of the N x N x N GEMM timed
+# around every prefill, 1024; 0: off), PRESETS ("small
 # tiny-dev"), DTYPES ("float32 bfloat16"), BUILD (build-fast), CKPT_DIR
 # (/tmp/jamba-bench-ckpt, never inside the repo), VENV (/tmp/fixvenv, else
 # created from bench/compare/requirements.txt), OUT_DIR (bench/results).
@@ -56,7 +57,8 @@ for preset in $PRESETS; do
       "$PY" tools/make_random_checkpoint.py --preset "$preset" --dtype "$dtype" --out "$ckpt"
     tag="{\"kind\": \"run\", \"preset\": \"$preset\", \"dtype\": \"$dtype\", \"ckpt\": \"$ckpt\", "
     JAMBA_NUM_THREADS=$THREADS "$BUILD/bench/compare/jamba-engine-bench" --model "$ckpt" \
-      --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" | sed "s|^{|$tag|" | tee -a "$results"
+      --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" --gemm_probe "${GEMM_PROBE:-1024}" |
+      sed "s|^{|$tag|" | tee -a "$results"
     "$PY" bench/compare/hf_bench.py --model "$ckpt" --dtype "$dtype" --threads "$THREADS" \
       --prefill "$PREFILL" --decode "$DECODE" --reps "$REPS" 2>/dev/null | sed "s|^{|$tag|" | tee -a "$results"
   done
