@@ -1,7 +1,11 @@
 // FastSiluMul: y = silu(gate) ⊙ up with the AVX2 vector SiLU. Memory bound,
-// so only large tensors are split across threads.
+// so only large tensors are split across threads. Every element, the last
+// few of a range too, goes through the vector SiLU, so its bits do not
+// depend on where a range or a thread's chunk begins: a row gets the same
+// result alone or in a batch.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -15,14 +19,24 @@ namespace {
 
 constexpr int64_t kMinChunk = 1 << 14;
 
-// y[i] = silu(g[i]) * u[i] for i in [begin, end); elements read before written.
+// y[0, 8) = silu(g[0, 8)) * u[0, 8); the pointers may alias.
+JAMBA_AVX2 inline void SiluMul8(const float* g, const float* u, float* y) {
+  const __m256 s = avx2::Silu(_mm256_loadu_ps(g));
+  _mm256_storeu_ps(y, _mm256_mul_ps(s, _mm256_loadu_ps(u)));
+}
+
+// y[i] = silu(g[i]) * u[i] for i in [begin, end); elements read before
+// written. The tail runs on zero-padded copies.
 JAMBA_AVX2 void SiluMulRange(const float* g, const float* u, float* y, int64_t begin, int64_t end) {
   int64_t i = begin;
-  for (; i + 8 <= end; i += 8) {
-    const __m256 s = avx2::Silu(_mm256_loadu_ps(g + i));
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
-  }
-  for (; i < end; ++i) y[i] = Silu(g[i]) * u[i];
+  for (; i + 8 <= end; i += 8) SiluMul8(g + i, u + i, y + i);
+  if (i == end) return;
+  alignas(32) float gt[8] = {}, ut[8] = {}, yt[8];
+  const size_t tail = static_cast<size_t>(end - i) * sizeof(float);
+  std::memcpy(gt, g + i, tail);
+  std::memcpy(ut, u + i, tail);
+  SiluMul8(gt, ut, yt);
+  std::memcpy(y + i, yt, tail);
 }
 
 }  // namespace

@@ -129,6 +129,31 @@ TEST_P(MiscOpsTest, AddAndSiluMul) {
   ExpectAllClose(ToHost(bd), gated, kRtolF32, 1e-6);
 }
 
+// Each row's result is bit-identical whether it is alone or among others,
+// whatever the split across threads or vector lengths (a row's width is odd
+// here, so rows start at every offset in a vector): batch invariance.
+TEST_P(MiscOpsTest, SiluMulRowsDoNotDependOnTheBatch) {
+  std::mt19937 rng(77);
+  for (const int64_t width : {13, 1001}) {
+    SCOPED_TRACE(width);
+    const int64_t rows = 40;
+    const Tensor a = RandomF32({rows, width}, &rng, -6.0f, 6.0f),
+                 b = RandomF32({rows, width}, &rng);
+    Tensor all = NewDevice(DType::kF32, {rows, width});
+    backend().SiluMul(ToDevice(a), ToDevice(b), &all);
+    const std::vector<double> batched = ToDoubles(ToHost(all));
+    for (int64_t r = 0; r < rows; ++r) {
+      Tensor one = NewDevice(DType::kF32, {1, width});
+      backend().SiluMul(ToDevice(a.Slice(r, r + 1).Clone()), ToDevice(b.Slice(r, r + 1).Clone()),
+                        &one);
+      ExpectAllClose(
+          ToHost(one),
+          std::vector<double>(batched.begin() + r * width, batched.begin() + (r + 1) * width), 0.0,
+          0.0);
+    }
+  }
+}
+
 TEST_P(MiscOpsTest, GatherRows) {
   std::mt19937 rng(74);
   const Tensor x = RandomF32({6, 10}, &rng);
