@@ -176,6 +176,23 @@ FIXTURES = [
             mamba_dt_rank="auto", intermediate_size=48,
         ),
     ),
+    dict(
+        name="odd_shapes",
+        description=(
+            "fp32. Every width off the vector length: hidden 42, 6 heads (hd 7) / 3 KV heads, d_inner 84, "
+            "intermediate 50 (dense MLPs on even layers, MoE with 5 experts top-2 on odd ones), d_state 5, "
+            "d_conv 4, dt_rank auto (=3), vocab 131, 4 layers with attention at 1 (period 4 offset 1), "
+            "prompt 11."
+        ),
+        seed=8008,
+        prompt_len=11,
+        config=dict(
+            vocab_size=131, hidden_size=42, num_attention_heads=6, num_key_value_heads=3, num_hidden_layers=4,
+            attn_layer_period=4, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
+            num_experts=5, num_experts_per_tok=2, mamba_d_state=5, mamba_d_conv=4, mamba_expand=2,
+            mamba_dt_rank="auto", intermediate_size=50,
+        ),
+    ),
 ]
 
 
