@@ -35,6 +35,9 @@ ABSL_FLAG(double, frequency_penalty, 0.0, "frequency penalty");
 ABSL_FLAG(int64_t, seed, -1, "sampling seed (-1: random)");
 ABSL_FLAG(std::vector<std::string>, stop, {}, "stop strings, comma-separated");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after end-of-sequence");
+ABSL_FLAG(bool, print_ids, false,
+          "print the generated token ids (comma-separated) instead of the text, e.g. for a "
+          "model without a tokenizer");
 ABSL_FLAG(int, timeout_s, 120, "deadline of the call in seconds");
 ABSL_FLAG(std::string, service, "jamba.v1.JambaService",
           "health: the service to check (\"\" is the process's liveness)");
@@ -96,9 +99,18 @@ int Generate(jamba::v1::JambaService::Stub& stub, const std::vector<char*>& args
   std::unique_ptr<grpc::ClientReader<jamba::v1::GenerateStreamResponse>> reader =
       stub.GenerateStream(&context, request);
   jamba::v1::GenerateStreamResponse message;
+  const bool print_ids = absl::GetFlag(FLAGS_print_ids);
+  const char* separator = "";
   while (reader->Read(&message)) {
     if (message.has_chunk()) {
-      std::fputs(message.chunk().text().c_str(), stdout);
+      if (print_ids) {
+        for (int32_t id : message.chunk().token_ids()) {
+          std::printf("%s%d", separator, id);
+          separator = ",";
+        }
+      } else {
+        std::fputs(message.chunk().text().c_str(), stdout);
+      }
       std::fflush(stdout);
     } else if (message.has_final()) {
       const jamba::v1::GenerateFinal& f = message.final();

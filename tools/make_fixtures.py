@@ -195,6 +195,35 @@ FIXTURES = [
     ),
 ]
 
+# Edge schedules and widths: hidden 32, 4 heads / 2 KV heads, 4 layers, intermediate 40, vocab 97,
+# prompt 9, unless a spec says otherwise.
+EDGE_BASE = dict(
+    vocab_size=97, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=4,
+    attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
+    num_experts=4, num_experts_per_tok=2, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2,
+    mamba_dt_rank="auto", intermediate_size=40,
+)
+
+
+def edge_fixture(name, seed, description, **config):
+    return dict(name=name, description=description, seed=seed, prompt_len=9,
+                config={**EDGE_BASE, **config})
+
+
+FIXTURES += [
+    edge_fixture("no_mamba", 11, "Every layer attention (period 1 offset 0): no Mamba state at all.",
+                 attn_layer_period=1, attn_layer_offset=0),
+    edge_fixture("no_attention", 12, "No attention layer (period 8 offset 7 in 4 layers): no KV cache.",
+                 attn_layer_period=8, attn_layer_offset=7),
+    edge_fixture("wide_state", 14, "d_state 80 and d_conv 9, past the CPU vector paths' 64 and 8.",
+                 mamba_d_state=80, mamba_d_conv=9),
+    edge_fixture("one_layer", 15, "One layer, attention with an MoE FFN (expert period 1 offset 0).",
+                 num_hidden_layers=1, attn_layer_period=1, attn_layer_offset=0, expert_layer_period=1,
+                 expert_layer_offset=0),
+    edge_fixture("head_dim1", 16, "hidden 8 with 8 heads (head dim 1) / 4 KV heads, intermediate 12.",
+                 hidden_size=8, num_attention_heads=8, num_key_value_heads=4, intermediate_size=12),
+]
+
 
 # --------------------------------------------------------------------------------------------
 # Weights
