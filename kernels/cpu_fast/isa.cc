@@ -15,7 +15,13 @@ CpuIsa HardwareIsa() {
       __builtin_cpu_supports("avx512bf16")) {
     return CpuIsa::kAvx512Bf16;
   }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuIsa::kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+#if defined(JAMBA_EMULATE_AVX512BF16)
+    return CpuIsa::kAvx512Bf16;  // a verification build: the tier runs in software
+#else
+    return CpuIsa::kAvx2;
+#endif
+  }
 #endif
   return CpuIsa::kPortable;
 }

@@ -14,7 +14,12 @@
 namespace jamba::kernels {
 namespace {
 
+// (A verification build on a CPU without AVX512_BF16 force-includes
+// tests/kernels/avx512bf16_emulation.h, which defines this and the
+// intrinsics used below.)
+#ifndef JAMBA_AVX512BF16
 #define JAMBA_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#endif
 
 // Sum of the 16 lanes in a fixed order (through memory: GCC 12 warns about
 // the undefined upper halves in the 512-bit extract intrinsics).
