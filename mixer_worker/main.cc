@@ -5,6 +5,7 @@
 //
 //   jamba-mixer-worker --model DIR --experts HOST:PORT,... [--port 0]
 //   jamba-mixer-worker --model DIR --placement FILE
+//   jamba-mixer-worker --model DIR          (experts in this process)
 //
 // Once listening, stdout gets exactly one line "jamba-mixer-worker listening
 // on HOST:PORT" (then, with --health_port, "jamba-mixer-worker health on
@@ -83,13 +84,16 @@ absl::StatusOr<kernels::BackendKind> ParseBackend(const std::string& name) {
       absl::StrCat("--backend: '", name, "' is not one of cpu, cpu-ref, cuda, auto"));
 }
 
+// The expert shards of --experts or --placement; null (experts in this
+// process, as the router does without them) when neither is given.
 absl::StatusOr<std::shared_ptr<const rpc::ExpertPlacement>> Placement(
     const model::JambaConfig& config) {
   const std::string experts = absl::GetFlag(FLAGS_experts);
   const std::string path = absl::GetFlag(FLAGS_placement);
-  if (experts.empty() == path.empty()) {
-    return absl::InvalidArgumentError("give either --experts or --placement");
+  if (!experts.empty() && !path.empty()) {
+    return absl::InvalidArgumentError("give --experts or --placement, not both");
   }
+  if (experts.empty() && path.empty()) return nullptr;
   if (!path.empty()) {
     ASSIGN_OR_RETURN(rpc::ExpertPlacement map, rpc::ExpertPlacement::Load(path, config));
     return std::make_shared<const rpc::ExpertPlacement>(std::move(map));
@@ -141,7 +145,9 @@ absl::Status Serve(const sigset_t& stop_signals, bool* cut_off, std::atomic<bool
   options.on_routed = [&counter](int layer, int expert, int64_t rows) {
     if (counter != nullptr) counter->CountRouted(layer, expert, rows);
   };
-  Log(absl::StrCat("loading ", dir, " (", config.num_hidden_layers, " layers, mixer half)"));
+  Log(absl::StrCat("loading ", dir, " (", config.num_hidden_layers, " layers, ",
+                   options.placement != nullptr ? "mixer half" : "with every expert in-process",
+                   ")"));
   const absl::Time load_start = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<MixerExecutor> executor, MixerExecutor::Create(options));
   Log(absl::StrCat("loaded in ", absl::ToInt64Milliseconds(absl::Now() - load_start), " ms"));
@@ -237,7 +243,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "serves the mixer half of a Jamba checkpoint to routers.\n"
       "  jamba-mixer-worker --model DIR --experts HOST:PORT,... [--port 0] [--host 127.0.0.1]\n"
-      "  jamba-mixer-worker --model DIR --placement FILE");
+      "  jamba-mixer-worker --model DIR --placement FILE\n"
+      "  jamba-mixer-worker --model DIR  (experts in this process)");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     std::fprintf(stderr, "jamba-mixer-worker: unexpected argument '%s'\n", rest[1]);

@@ -70,12 +70,11 @@ absl::Status LocalCluster::Start(const std::string& model_dir, int workers,
   for (int m = 0; m < mixers; ++m) {
     auto mixer = std::make_unique<Subprocess>();
     std::vector<std::string> mixer_argv = {BinaryDir() + "/mixer_worker/jamba-mixer-worker",
-                                           "--model",
-                                           model_dir,
-                                           "--port",
-                                           "0",
-                                           "--experts",
-                                           absl::StrJoin(shards, ",")};
+                                           "--model", model_dir, "--port", "0"};
+    if (workers > 0) {  // else its experts run in-process
+      mixer_argv.push_back("--experts");
+      mixer_argv.push_back(absl::StrJoin(shards, ","));
+    }
     mixer_argv.insert(mixer_argv.end(), mixer_flags_.begin(), mixer_flags_.end());
     RETURN_IF_ERROR(mixer->Start(mixer_argv));
     ASSIGN_OR_RETURN(std::string address, mixer->WaitForAddress());

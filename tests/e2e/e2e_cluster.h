@@ -29,7 +29,8 @@ class LocalCluster {
   // shard e mod workers), each as `replicas` processes, and a router using
   // them; workers == 0 runs the experts in-process in the router. Worker i
   // is replica i % replicas of shard i / replicas. With `mixers` > 0, that
-  // many mixer workers use the shards and the router drives them (--mixers).
+  // many mixer workers use the shards (or, with no workers, run the experts
+  // in-process) and the router drives them (--mixers).
   absl::Status Start(const std::string& model_dir, int workers,
                      const std::vector<std::string>& router_flags = {}, int replicas = 1,
                      int mixers = 0);
