@@ -19,20 +19,17 @@
 #include <cstring>
 #include <initializer_list>
 
-namespace jamba::emulated_avx512 {
+#include "core/dtype.h"
 
-// A bf16 as f32, denormals as zero (DAZ).
-inline float Bf16Daz(uint16_t b) {
-  const uint32_t bits = uint32_t{b} << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
-}
+namespace jamba::emulated_avx512 {
 
 // f flushed to zero when denormal (FTZ).
 inline float Ftz(float f) {
   return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
 }
+
+// A bf16 as f32, denormals as zero (DAZ).
+inline float Bf16Daz(uint16_t b) { return Ftz(Bf16ToF32(b)); }
 
 inline __m512 SetZeroPs() { return __m512{}; }
 
